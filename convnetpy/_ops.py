@@ -1,0 +1,262 @@
+"""Functions behind the Tensor's operators: arithmetic, reductions, shape and indexing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .autograd import Function, unbroadcast
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = (a.shape, b.shape)
+        return a + b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = (a.shape, b.shape)
+        return a - b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        da = unbroadcast(g * self.b, self.a.shape) if self.needs[0] else None
+        db = unbroadcast(g * self.a, self.b.shape) if self.needs[1] else None
+        return da, db
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        da = unbroadcast(g / self.b, self.a.shape) if self.needs[0] else None
+        db = unbroadcast(-g * self.a / (self.b * self.b), self.b.shape) if self.needs[1] else None
+        return da, db
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = a ** b
+        return self.out
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        da = unbroadcast(g * b * a ** (b - 1), a.shape) if self.needs[0] else None
+        db = None
+        if self.needs[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                la = np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0)
+            db = unbroadcast(g * self.out * la, b.shape)
+        return da, db
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.matmul(a, b)
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)
+        da = db = None
+        if self.needs[0]:
+            da = unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+        if self.needs[1]:
+            db = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+        return da, db
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out,)
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return np.log(a)
+
+    def backward(self, g):
+        return (g / self.a,)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.a = a
+        return np.abs(a)
+
+    def backward(self, g):
+        return (g * np.sign(self.a),)
+
+
+class Clamp(Function):
+    def forward(self, a, lo=None, hi=None):
+        out = np.clip(a, lo, hi) if lo is not None or hi is not None else a.copy()
+        self.mask = np.ones(a.shape, dtype=bool)
+        if lo is not None:
+            self.mask &= a >= lo
+        if hi is not None:
+            self.mask &= a <= hi
+        return out
+
+    def backward(self, g):
+        return (np.where(self.mask, g, 0).astype(g.dtype, copy=False),)
+
+
+class Cast(Function):
+    def forward(self, a, dtype=None):
+        self.src = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return (g.astype(self.src),)
+
+
+class Clone(Function):
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, g):
+        return (g,)
+
+
+def _norm_dims(dim, ndim):
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    return tuple(d % max(ndim, 1) for d in dims)
+
+
+class Sum(Function):
+    def forward(self, a, dim=None, keepdim=False):
+        self.shape, self.dims = a.shape, _norm_dims(dim, a.ndim)
+        return np.asarray(a.sum(axis=self.dims, keepdims=keepdim))
+
+    def backward(self, g):
+        g = np.expand_dims(g, tuple(sorted(self.dims))) if g.ndim < len(self.shape) else g
+        return (np.broadcast_to(g, self.shape),)
+
+
+class Mean(Function):
+    def forward(self, a, dim=None, keepdim=False):
+        self.shape, self.dims = a.shape, _norm_dims(dim, a.ndim)
+        self.count = int(np.prod([a.shape[d] for d in self.dims], dtype=np.int64))
+        return np.asarray(a.mean(axis=self.dims, keepdims=keepdim))
+
+    def backward(self, g):
+        g = np.expand_dims(g, tuple(sorted(self.dims))) if g.ndim < len(self.shape) else g
+        return (np.broadcast_to(g / self.count, self.shape),)
+
+
+class MaxAll(Function):
+    def forward(self, a):
+        self.a = a
+        self.out = np.asarray(a.max())
+        return self.out
+
+    def backward(self, g):
+        ties = self.a == self.out
+        return ((ties * (g / ties.sum())).astype(g.dtype, copy=False),)
+
+
+class Gather(Function):
+    """Values at ``index`` (kept as a size-1 axis ``dim``), e.g. the argmax of max(dim)."""
+
+    def forward(self, a, index=None, dim=0, keepdim=False):
+        self.shape, self.index, self.dim = a.shape, index, dim
+        out = np.take_along_axis(a, index, axis=dim)
+        return out if keepdim else out.squeeze(dim)
+
+    def backward(self, g):
+        dx = np.zeros(self.shape, dtype=g.dtype)
+        if g.ndim < len(self.shape):
+            g = np.expand_dims(g, self.dim)
+        np.put_along_axis(dx, self.index, g, axis=self.dim)
+        return (dx,)
+
+
+class Reshape(Function):
+    def forward(self, a, shape=()):
+        self.shape = a.shape
+        try:
+            return a.reshape(shape)
+        except ValueError:
+            raise ValueError(
+                f"shape {tuple(shape)} is invalid for input of size {a.size} (shape {a.shape})"
+            ) from None
+
+    def backward(self, g):
+        return (g.reshape(self.shape),)
+
+
+class Permute(Function):
+    def forward(self, a, axes=()):
+        if sorted(d % max(a.ndim, 1) for d in axes) != list(range(a.ndim)):
+            raise ValueError(f"permute dims {axes} do not match the {a.ndim} axes of {a.shape}")
+        self.axes = axes
+        return a.transpose(axes)
+
+    def backward(self, g):
+        return (g.transpose(np.argsort([d % g.ndim for d in self.axes])),)
+
+
+class Index(Function):
+    def forward(self, a, index=None):
+        self.shape, self.index = a.shape, index
+        return a[index]
+
+    def backward(self, g):
+        dx = np.zeros(self.shape, dtype=g.dtype)
+        np.add.at(dx, self.index, g)  # repeated indices add up
+        return (dx,)
+
+
+class Cat(Function):
+    def forward(self, *arrays, dim=0):
+        if not arrays:
+            raise ValueError("cat() expects a non-empty list of tensors")
+        nd = arrays[0].ndim
+        d = dim % nd
+        for i, a in enumerate(arrays[1:], 1):
+            if a.ndim != nd or a.shape[:d] + a.shape[d + 1:] != arrays[0].shape[:d] + arrays[0].shape[d + 1:]:
+                raise ValueError(
+                    f"cat(dim={dim}): sizes must match except along dim {dim}; tensor 0 has "
+                    f"shape {arrays[0].shape}, tensor {i} has shape {a.shape}"
+                )
+        self.dim = d
+        self.splits = np.cumsum([a.shape[d] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=d)
+
+    def backward(self, g):
+        return tuple(np.split(g, self.splits, axis=self.dim))

@@ -1,0 +1,124 @@
+"""Reverse-mode automatic differentiation: the Function base, grad mode and unbroadcast.
+
+A ``Function`` subclass implements ``forward(ctx, *arrays, **kwargs) -> ndarray`` (usually one
+kernel call, keeping the kernel's cache on ``ctx``) and ``backward(ctx, grad) -> tuple`` with
+one gradient (or None) per tensor input. ``Function.apply`` wraps arrays and tensors and
+records the graph node when gradients are needed.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+import numpy as np
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "enabled", True)
+
+
+def set_grad_enabled(mode: bool) -> None:
+    _state.enabled = bool(mode)
+
+
+class _GradMode:
+    mode = True
+
+    def __enter__(self) -> None:
+        self.prev = is_grad_enabled()
+        set_grad_enabled(self.mode)
+
+    def __exit__(self, *exc: Any) -> None:
+        set_grad_enabled(self.prev)
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Context manager (and decorator) that records no graph, as ``torch.no_grad``.
+
+    >>> import convnetpy as cp
+    >>> x = cp.tensor([1.0, 2.0], requires_grad=True)
+    >>> with cp.no_grad():
+    ...     y = x * 2
+    >>> y.requires_grad
+    False
+    """
+
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Re-enable graph recording inside a ``no_grad`` block."""
+
+    mode = True
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` down to ``shape``, undoing NumPy broadcasting.
+
+    >>> unbroadcast(np.ones((2, 3)), (3,)).tolist()
+    [2.0, 2.0]
+    """
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+class Function:
+    """A node of the graph: ``parents`` holds, per positional input, the Tensor that wants a
+    gradient (or None); ``needs`` says which positions want one."""
+
+    parents: tuple = ()
+    needs: tuple[bool, ...] = ()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> tuple:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any):
+        """Run ``forward`` and record the node; returns the output Tensor."""
+        return cls.apply_with_ctx(*args, **kwargs)[0]
+
+    @classmethod
+    def apply_with_ctx(cls, *args: Any, **kwargs: Any):
+        """Run ``forward`` on the arrays of ``args`` and record the node.
+
+        Convention: positional arguments are the array inputs (Tensor, ndarray or None);
+        settings go in keyword arguments. ``backward`` returns one gradient per positional
+        argument (None for a None input or one that needs no gradient).
+        """
+        from .tensor import Tensor
+
+        ctx = cls()
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        ctx.needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        track = is_grad_enabled() and any(ctx.needs)
+        out = ctx.forward(*arrays, **kwargs)
+        result = Tensor._from_array(out, requires_grad=track)
+        if track:
+            ctx.parents = tuple(a if isinstance(a, Tensor) and a.requires_grad else None
+                                for a in args)
+            result._ctx = ctx
+        return result, ctx
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}Backward>"

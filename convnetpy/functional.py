@@ -1,0 +1,394 @@
+"""Tensor-level neural-network operations, named and ordered like torch.nn.functional.
+
+Each function validates its arguments, then applies one Function that binds a kernel pair
+from ``convnetpy.kernels``. Usage: ``import convnetpy.functional as F``.
+
+>>> import numpy as np, convnetpy as cp
+>>> import convnetpy.functional as F
+>>> x = cp.tensor(np.ones((1, 3, 32, 32)))
+>>> F.conv2d(x, cp.tensor(np.ones((10, 3, 5, 5))), padding=2).shape
+(1, 10, 32, 32)
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .autograd import Function
+from .kernels import activation as ka
+from .kernels import conv as kc
+from .kernels import dropout as kd
+from .kernels import linear as kl
+from .kernels import loss as kloss
+from .kernels import normalization as kn
+from .kernels import padding as kp
+from .kernels import pooling as kpool
+from .kernels._shape import pair, resolve_conv_padding
+from .random import default_generator
+from .tensor import Tensor, cat, stack  # noqa: F401  (re-exported for convenience)
+
+
+# ---------------------------------------------------------------- Functions (kernel pairs)
+class _Conv2d(Function):
+    def forward(self, x, w, b, **kw):
+        out, self.cache = kc.conv2d_forward(x, w, b, **kw)
+        return out
+
+    def backward(self, g):
+        return kc.conv2d_backward(g, self.cache, self.needs)
+
+
+class _Pad(Function):
+    def forward(self, x, pad=(), mode="constant", value=0.0):
+        out, self.cache = kp.pad_forward(x, pad, mode, value)
+        return out
+
+    def backward(self, g):
+        return (kp.pad_backward(g, self.cache),)
+
+
+class _MaxPool2d(Function):
+    def forward(self, x, **kw):
+        out, self.cache = kpool.max_pool2d_forward(x, **kw)
+        return out
+
+    def backward(self, g):
+        return (kpool.max_pool2d_backward(g, self.cache),)
+
+
+class _AvgPool2d(Function):
+    def forward(self, x, **kw):
+        out, self.cache = kpool.avg_pool2d_forward(x, **kw)
+        return out
+
+    def backward(self, g):
+        return (kpool.avg_pool2d_backward(g, self.cache),)
+
+
+class _AdaptiveAvgPool2d(Function):
+    def forward(self, x, output_size=(1, 1)):
+        if output_size == (1, 1):
+            self.kind = "global"
+            out, self.cache = kpool.global_avg_pool2d_forward(x)
+        else:
+            self.kind = "bins"
+            out, self.cache = kpool.adaptive_avg_pool2d_forward(x, output_size)
+        return out
+
+    def backward(self, g):
+        if self.kind == "global":
+            return (kpool.global_avg_pool2d_backward(g, self.cache),)
+        return (kpool.adaptive_avg_pool2d_backward(g, self.cache),)
+
+
+class _AdaptiveMaxPool2d(Function):
+    def forward(self, x, output_size=(1, 1)):
+        out, self.cache = kpool.adaptive_max_pool2d_forward(x, output_size)
+        return out
+
+    def backward(self, g):
+        return (kpool.adaptive_max_pool2d_backward(g, self.cache),)
+
+
+class _Linear(Function):
+    def forward(self, x, w, b):
+        out, self.cache = kl.linear_forward(x, w, b)
+        return out
+
+    def backward(self, g):
+        return kl.linear_backward(g, self.cache, self.needs)
+
+
+def _unary(name: str, fwd, bwd):
+    """A Function class for an element-wise kernel pair."""
+
+    def forward(self, x, **kw):
+        out, self.cache = fwd(x, **kw)
+        return out
+
+    def backward(self, g):
+        return (bwd(g, self.cache),)
+
+    return type(name, (Function,), {"forward": forward, "backward": backward})
+
+
+_ReLU = _unary("_ReLU", ka.relu_forward, ka.relu_backward)
+_LeakyReLU = _unary("_LeakyReLU", ka.leaky_relu_forward, ka.leaky_relu_backward)
+_Sigmoid = _unary("_Sigmoid", ka.sigmoid_forward, ka.sigmoid_backward)
+_Tanh = _unary("_Tanh", ka.tanh_forward, ka.tanh_backward)
+_LogSoftmax = _unary("_LogSoftmax", kloss.log_softmax_forward, kloss.log_softmax_backward)
+_Softmax = _unary("_Softmax", kloss.softmax_forward, kloss.softmax_backward)
+_Dropout = _unary("_Dropout", kd.dropout_forward, kd.dropout_backward)
+
+
+class _BatchNorm(Function):
+    def forward(self, x, w, b, running_mean=None, running_var=None, **kw):
+        out, self.cache = kn.batch_norm_forward(x, w, b, running_mean, running_var, **kw)
+        return out
+
+    def backward(self, g):
+        return kn.batch_norm_backward(g, self.cache, self.needs)
+
+
+class _NLLLoss(Function):
+    def forward(self, logp, target, weight, **kw):
+        out, self.cache = kloss.nll_loss_forward(logp, target, weight, **kw)
+        return out
+
+    def backward(self, g):
+        return kloss.nll_loss_backward(g, self.cache), None, None
+
+
+class _MSELoss(Function):
+    def forward(self, x, t, **kw):
+        out, self.cache = kloss.mse_loss_forward(x, t, **kw)
+        return out
+
+    def backward(self, g):
+        return kloss.mse_loss_backward(g, self.cache)
+
+
+# ---------------------------------------------------------------- helpers
+def _t(x: Any, name: str = "input") -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return Tensor._from_array(x)
+    raise TypeError(f"{name} must be a convnetpy Tensor or a numpy array, got {type(x).__name__}")
+
+
+def _same_dtype(op: str, x: Tensor, **others: Tensor | None) -> None:
+    for name, t in others.items():
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(
+                f"{op}: input dtype {x.dtype} and {name} dtype {t.dtype} differ; convert one "
+                "with .float() or .double() (or call model.to(dtype))"
+            )
+
+
+def _batched(op: str, x: Tensor, fn):
+    """Run a 4-D spatial op on a 3-D (C, H, W) input too, as PyTorch allows."""
+    if x.ndim == 3:
+        out = fn(x.unsqueeze(0))
+        return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
+    if x.ndim != 4:
+        from .kernels._shape import ShapeError
+        raise ShapeError(op, f"expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
+                             f"{tuple(x.shape)}")
+    return fn(x)
+
+
+# ---------------------------------------------------------------- convolution and padding
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution; ``padding`` is an int, a pair, ``'valid'`` or ``'same'``.
+
+    Shape:
+        (N, C_in, H, W) -> (N, C_out, H_out, W_out),
+        H_out = floor((H + 2*P - D*(K-1) - 1) / S) + 1
+    """
+    x, w = _t(input), _t(weight, "weight")
+    b = None if bias is None else _t(bias, "bias")
+    _same_dtype("conv2d", x, weight=w, bias=b)
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    if w.ndim != 4:
+        raise ValueError(f"conv2d: weight must be 4-D (C_out, C_in/groups, KH, KW), got {w.shape}")
+    pads = resolve_conv_padding(padding, tuple(w.shape[2:]), stride, dilation)
+    return _batched("conv2d", x, lambda x4: _Conv2d.apply(
+        x4, w, b, stride=stride, padding=pads, dilation=dilation, groups=int(groups)))
+
+
+def pad(input, pad, mode: str = "constant", value: float | None = None) -> Tensor:
+    """Pad the last one or two axes; ``pad`` = (left, right[, top, bottom]).
+
+    NOTE: only the last two axes can be padded (PyTorch pads any number of trailing axes).
+    """
+    x = _t(input)
+    pad = tuple(int(p) for p in pad)
+    if len(pad) not in (2, 4):
+        raise ValueError(f"pad must have 2 or 4 entries (left, right[, top, bottom]), got {pad}")
+    if mode not in kp.MODES:
+        raise ValueError(f"padding mode must be one of {kp.MODES}, got {mode!r}")
+    if value is not None and mode not in ("constant", "zeros"):
+        raise ValueError(f"padding value is only used by mode='constant', not {mode!r}")
+    pad4 = pad + (0, 0) if len(pad) == 2 else pad
+    if mode != "constant" and x.ndim < 3:
+        raise ValueError(f"{mode} padding needs a (C, H, W) or (N, C, H, W) input, got {x.shape}")
+    return _Pad.apply(x, pad=pad4, mode=mode, value=0.0 if value is None else value)
+
+
+# ---------------------------------------------------------------- pooling
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max pooling (stride defaults to kernel_size); padding counts as -inf."""
+    x = _t(input)
+    k = pair(kernel_size, "kernel_size")
+    s = k if stride is None or stride == [] else pair(stride, "stride")
+    p, d = pair(padding, "padding", allow_zero=True), pair(dilation, "dilation")
+
+    def run(x4):
+        out, ctx = _MaxPool2d.apply_with_ctx(x4, kernel=k, stride=s, padding=p, dilation=d,
+                                             ceil_mode=bool(ceil_mode))
+        return (out, Tensor._from_array(ctx.cache[0])) if return_indices else out
+
+    return _batched("max_pool2d", x, run)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None) -> Tensor:
+    """Average pooling (stride defaults to kernel_size); padding counts as 0."""
+    x = _t(input)
+    k = pair(kernel_size, "kernel_size")
+    s = k if stride is None or stride == [] else pair(stride, "stride")
+    p = pair(padding, "padding", allow_zero=True)
+    return _batched("avg_pool2d", x, lambda x4: _AvgPool2d.apply(
+        x4, kernel=k, stride=s, padding=p, ceil_mode=bool(ceil_mode),
+        count_include_pad=bool(count_include_pad), divisor_override=divisor_override))
+
+
+def _adaptive_size(x: Tensor, output_size) -> tuple[int, int]:
+    if isinstance(output_size, int):
+        return output_size, output_size
+    oh, ow = output_size
+    return (x.shape[-2] if oh is None else int(oh), x.shape[-1] if ow is None else int(ow))
+
+
+def adaptive_avg_pool2d(input, output_size) -> Tensor:
+    """Average over PyTorch's adaptive bins; ``output_size`` 1 is global average pooling."""
+    x = _t(input)
+    size = _adaptive_size(x, output_size)
+    return _batched("adaptive_avg_pool2d", x,
+                    lambda x4: _AdaptiveAvgPool2d.apply(x4, output_size=size))
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    x = _t(input)
+    size = _adaptive_size(x, output_size)
+
+    def run(x4):
+        out, ctx = _AdaptiveMaxPool2d.apply_with_ctx(x4, output_size=size)
+        return (out, Tensor._from_array(ctx.cache[0])) if return_indices else out
+
+    return _batched("adaptive_max_pool2d", x, run)
+
+
+def global_avg_pool2d(input) -> Tensor:
+    """(N, C, H, W) -> (N, C, 1, 1). NOTE: not in torch; equal to adaptive_avg_pool2d(x, 1)."""
+    return adaptive_avg_pool2d(input, 1)
+
+
+# ---------------------------------------------------------------- linear and activations
+def linear(input, weight, bias=None) -> Tensor:
+    x, w = _t(input), _t(weight, "weight")
+    b = None if bias is None else _t(bias, "bias")
+    _same_dtype("linear", x, weight=w, bias=b)
+    return _Linear.apply(x, w, b)
+
+
+def relu(input, inplace: bool = False) -> Tensor:
+    return _ReLU.apply(_t(input))
+
+
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    return _LeakyReLU.apply(_t(input), negative_slope=float(negative_slope))
+
+
+def sigmoid(input) -> Tensor:
+    return _Sigmoid.apply(_t(input))
+
+
+def tanh(input) -> Tensor:
+    return _Tanh.apply(_t(input))
+
+
+def _softmax_dim(x: Tensor, dim, name: str) -> int:
+    if dim is None:
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the "
+                      "call to include dim=X as an argument.", stacklevel=3)
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+    if not -x.ndim <= dim < max(x.ndim, 1):
+        raise IndexError(f"{name}: dim {dim} is out of range for a {x.ndim}-D input")
+    return dim
+
+
+def softmax(input, dim: int | None = None, dtype=None) -> Tensor:
+    x = _t(input) if dtype is None else _t(input).to(dtype)
+    return _Softmax.apply(x, dim=_softmax_dim(x, dim, "softmax"))
+
+
+def log_softmax(input, dim: int | None = None, dtype=None) -> Tensor:
+    x = _t(input) if dtype is None else _t(input).to(dtype)
+    return _LogSoftmax.apply(x, dim=_softmax_dim(x, dim, "log_softmax"))
+
+
+# ---------------------------------------------------------------- normalisation, dropout
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5) -> Tensor:
+    """Batch normalisation; in training the running buffers (ndarrays or Tensors) are updated
+    in place."""
+    x = _t(input)
+    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    w = None if weight is None else _t(weight, "weight")
+    b = None if bias is None else _t(bias, "bias")
+    _same_dtype("batch_norm", x, weight=w, bias=b)
+    return _BatchNorm.apply(x, w, b, running_mean=rm, running_var=rv, training=bool(training),
+                            momentum=float(momentum), eps=float(eps))
+
+
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    x = _t(input)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return x
+    return _Dropout.apply(x, p=float(p), rng=default_generator())
+
+
+# ---------------------------------------------------------------- losses
+def _check_reduce_args(size_average, reduce, reduction: str) -> str:
+    if size_average is not None or reduce is not None:
+        raise ValueError("size_average and reduce are deprecated and not supported; "
+                         "use reduction='mean' | 'sum' | 'none'")
+    return reduction
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,
+             reduce=None, reduction: str = "mean") -> Tensor:
+    x = _t(input)
+    reduction = _check_reduce_args(size_average, reduce, reduction)
+    return _NLLLoss.apply(x, _t(target, "target"), None if weight is None else _t(weight),
+                          ignore_index=ignore_index, reduction=reduction)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
+                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy of logits ``input`` (N, C, ...) against class indices (N, ...) or class
+    probabilities (same shape as input), as log_softmax followed by nll_loss.
+
+    >>> import convnetpy as cp
+    >>> import convnetpy.functional as F
+    >>> round(F.cross_entropy(cp.tensor([[0.0, 0.0]]), cp.tensor([1])).item(), 4)
+    0.6931
+    """
+    x = _t(input)
+    reduction = _check_reduce_args(size_average, reduce, reduction)
+    if x.ndim == 1:  # unbatched (C,) logits with a scalar target
+        x, target = x.unsqueeze(0), _t(target, "target").reshape(1)
+        out = cross_entropy(x, target, weight, None, ignore_index, None, reduction,
+                            label_smoothing)
+        return out.squeeze(0) if reduction == "none" else out
+    logp = log_softmax(x, dim=1)
+    return _NLLLoss.apply(logp, _t(target, "target"), None if weight is None else _t(weight),
+                          ignore_index=ignore_index, reduction=reduction,
+                          label_smoothing=float(label_smoothing))
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """Mean squared error. NOTE: input and target must have the same shape (PyTorch only
+    warns and broadcasts, which is almost always a bug)."""
+    x, t = _t(input), _t(target, "target")
+    reduction = _check_reduce_args(size_average, reduce, reduction)
+    return _MSELoss.apply(x, t, reduction=reduction)

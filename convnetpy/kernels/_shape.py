@@ -1,0 +1,224 @@
+"""All output-size arithmetic of convnetpy, in one place.
+
+Kernels, modules, error messages (and later the summary) call these functions, so a size is
+computed one way everywhere. Semantics follow PyTorch: sizes are floored, and pooling with
+``ceil_mode`` drops a last window that would start in the right padding.
+
+Shape:
+    H_out = floor((H_in + 2*P - D*(K-1) - 1) / S) + 1
+
+>>> conv_out_size(32, kernel=5, stride=1, padding=(2, 2))
+32
+>>> conv_out_size(227, kernel=11, stride=4)
+55
+>>> pool_out_size(5, kernel=2, stride=2, ceil_mode=True)
+3
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ShapeError(ValueError):
+    """A shape that a layer cannot take, explained with the arithmetic.
+
+    ``op`` names the operation (``conv2d``), ``detail`` says what was wrong. A module that
+    catches it on its way up fills ``module`` (its one-line description) and ``path`` (where it
+    sits in the model, e.g. ``features.0``), and the message becomes
+    ``Conv2d(3, 16, kernel_size=(5, 5), ...) at features.0: <detail>``.
+    """
+
+    def __init__(self, op: str, detail: str) -> None:
+        super().__init__(detail)
+        self.op = op
+        self.detail = detail
+        self.module: Any = None
+        self.module_desc: str | None = None
+        self.path: str | None = None
+
+    def __str__(self) -> str:
+        who = self.module_desc or self.op
+        if self.path:
+            who += f" at {self.path}"
+        return f"{who}: {self.detail}"
+
+
+def pair(value: Any, name: str, allow_zero: bool = False) -> tuple[int, int]:
+    """Turn an int or a 2-sequence of ints into a pair, validating it.
+
+    >>> pair(3, "kernel_size")
+    (3, 3)
+    >>> pair((1, 2), "stride")
+    (1, 2)
+    """
+    if isinstance(value, (bool,)) or value is None:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if isinstance(value, (int,)) or (hasattr(value, "__index__") and not hasattr(value, "__len__")):
+        out = (int(value), int(value))
+    else:
+        try:
+            out = tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+        if len(out) == 1:
+            out = (out[0], out[0])
+        if len(out) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    low = 0 if allow_zero else 1
+    if any(v < low for v in out):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return out  # type: ignore[return-value]
+
+
+def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
+    """Padding (before, after) that keeps the size with stride 1, split as PyTorch does.
+
+    The total is D*(K-1); an odd total puts the extra pixel after (right/bottom).
+
+    >>> same_padding(3)
+    (1, 1)
+    >>> same_padding(4)
+    (1, 2)
+    """
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def conv_out_size(
+    size: int, kernel: int, stride: int = 1, padding: tuple[int, int] = (0, 0), dilation: int = 1
+) -> int:
+    """Output length of a convolution along one axis (PyTorch floor semantics).
+
+    ``padding`` is (before, after); may be <= 0 when the kernel does not fit.
+    """
+    span = dilation * (kernel - 1) + 1
+    return (size + padding[0] + padding[1] - span) // stride + 1
+
+
+def conv_size_formula(
+    size: int, kernel: int, stride: int, padding: tuple[int, int], dilation: int
+) -> str:
+    """The size formula with numbers filled in, as the lecture writes it.
+
+    >>> conv_size_formula(32, 5, 2, (0, 0), 1)
+    '(32 + 2*0 - 5)/2 + 1 = 14.5'
+    """
+    pad = f"2*{padding[0]}" if padding[0] == padding[1] else f"{padding[0]}+{padding[1]}"
+    span = dilation * (kernel - 1) + 1
+    k = str(kernel) if dilation == 1 else f"({dilation}*({kernel}-1)+1)"
+    exact = (size + padding[0] + padding[1] - span) / stride + 1
+    shown = f"{exact:g}" if exact != int(exact) else str(int(exact))
+    return f"({size} + {pad} - {k})/{stride} + 1 = {shown}"
+
+
+def check_conv_axis(
+    op: str, axis: str, size: int, kernel: int, stride: int, padding: tuple[int, int],
+    dilation: int,
+) -> int:
+    """Output length along one axis, or a ShapeError that explains why there is none."""
+    out = conv_out_size(size, kernel, stride, padding, dilation)
+    span = dilation * (kernel - 1) + 1
+    padded = size + padding[0] + padding[1]
+    if out <= 0 or span > padded:
+        raise ShapeError(
+            op,
+            f"output {axis} {conv_size_formula(size, kernel, stride, padding, dilation)} is not "
+            f"positive: the (dilated) kernel {axis} {span} is larger than the padded input "
+            f"{axis} {padded} ({size} + padding {padding[0] + padding[1]}). Use a smaller "
+            f"kernel, more padding, or a larger input.",
+        )
+    return out
+
+
+def pool_out_size(
+    size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1,
+    ceil_mode: bool = False,
+) -> int:
+    """Output length of a pooling window along one axis, exactly as PyTorch computes it.
+
+    With ``ceil_mode`` the size is rounded up, but a last window that would start inside the
+    right padding (or past it) is dropped.
+    """
+    span = dilation * (kernel - 1) + 1
+    num = size + 2 * padding - span + (stride - 1 if ceil_mode else 0)
+    out = num // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def check_pool_axis(
+    op: str, axis: str, size: int, kernel: int, stride: int, padding: int, dilation: int,
+    ceil_mode: bool,
+) -> int:
+    """Validate a pooling configuration along one axis the way PyTorch does; return its size."""
+    span = dilation * (kernel - 1) + 1
+    if padding * 2 > span:
+        raise ShapeError(
+            op,
+            f"padding {padding} should be at most half of the effective kernel size "
+            f"{span} (kernel {kernel}, dilation {dilation}) along the {axis}",
+        )
+    out = pool_out_size(size, kernel, stride, padding, dilation, ceil_mode)
+    if out <= 0:
+        formula = conv_size_formula(size, kernel, stride, (padding, padding), dilation)
+        raise ShapeError(
+            op,
+            f"output {axis} {formula} is too small: the window {axis} {span} is larger than "
+            f"the padded input {axis} {size + 2 * padding}. Use a smaller kernel or a larger "
+            "input.",
+        )
+    return out
+
+
+def adaptive_bins(size: int, out: int) -> tuple[list[int], list[int]]:
+    """PyTorch's adaptive-pooling bin boundaries: start = floor(i*size/out),
+    end = ceil((i+1)*size/out). Bins may overlap when size is not a multiple of out.
+
+    >>> adaptive_bins(5, 3)
+    ([0, 1, 3], [2, 4, 5])
+    """
+    starts = [(i * size) // out for i in range(out)]
+    ends = [-((-(i + 1) * size) // out) for i in range(out)]
+    return starts, ends
+
+
+def resolve_conv_padding(
+    padding: Any, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Turn a conv ``padding`` argument (int, pair, 'valid', 'same') into per-side padding
+    ((top, bottom), (left, right)), with PyTorch's rules for 'same'.
+
+    >>> resolve_conv_padding("same", (4, 3), (1, 1), (1, 1))
+    ((1, 2), (1, 1))
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(
+                    f"padding='same' is not supported for strided convolutions (stride={stride})"
+                    "; use an explicit padding instead"
+                )
+            return (same_padding(kernel[0], dilation[0]), same_padding(kernel[1], dilation[1]))
+        raise ValueError(
+            f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"
+        )
+    ph, pw = pair(padding, "padding", allow_zero=True)
+    return (ph, ph), (pw, pw)
+
+
+def is_exact(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> bool:
+    """True when the windows cover the padded input exactly (no pixels dropped)."""
+    span = dilation * (kernel - 1) + 1
+    return (size + 2 * padding - span) % stride == 0
+
+
+__all__ = [
+    "ShapeError", "pair", "same_padding", "conv_out_size", "conv_size_formula",
+    "check_conv_axis", "pool_out_size", "check_pool_axis", "adaptive_bins",
+    "resolve_conv_padding", "is_exact",
+]

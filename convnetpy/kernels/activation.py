@@ -1,0 +1,54 @@
+"""Element-wise activations and their gradients.
+
+Shape:
+    any shape -> the same shape
+
+>>> import numpy as np
+>>> relu_forward(np.array([-1.0, 0.0, 2.0]))[0].tolist()
+[0.0, 0.0, 2.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    out = np.maximum(x, 0)
+    return out, out
+
+
+def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
+    # the gradient at exactly 0 is 0, as in PyTorch
+    return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
+
+
+def leaky_relu_forward(x: np.ndarray, negative_slope: float = 0.01):
+    pos = x > 0
+    out = np.where(pos, x, x * np.asarray(negative_slope, dtype=x.dtype))
+    return out, (pos, negative_slope)
+
+
+def leaky_relu_backward(dout: np.ndarray, cache) -> np.ndarray:
+    pos, slope = cache
+    return np.where(pos, dout, dout * np.asarray(slope, dtype=dout.dtype))
+
+
+def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # split by sign so that exp never overflows
+    e = np.exp(-np.abs(x))
+    out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    return out, out
+
+
+def sigmoid_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
+    return dout * out * (1 - out)
+
+
+def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    out = np.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
+    return dout * (1 - out * out)

@@ -1,0 +1,50 @@
+"""Fully-connected layer: y = x W^T + b.
+
+Shape:
+    input (*, in_features), weight (out_features, in_features), bias (out_features,)
+    -> (*, out_features)
+
+>>> import numpy as np
+>>> y, _ = linear_forward(np.ones((2, 3)), np.ones((4, 3)), np.zeros(4))
+>>> y.shape, float(y[0, 0])
+((2, 4), 3.0)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._shape import ShapeError
+
+
+def linear_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None
+) -> tuple[np.ndarray, tuple]:
+    if w.ndim != 2:
+        raise ShapeError("linear", f"expected a 2-D weight (out, in), got {tuple(w.shape)}")
+    if x.ndim < 1 or x.shape[-1] != w.shape[1]:
+        got = x.shape[-1] if x.ndim else "a scalar"
+        raise ShapeError(
+            "linear",
+            f"expected input (*, {w.shape[1]}) (in_features={w.shape[1]}), got shape "
+            f"{tuple(x.shape)} with {got} features in the last axis",
+        )
+    if b is not None and b.shape != (w.shape[0],):
+        raise ShapeError("linear", f"expected bias of shape ({w.shape[0]},), got {b.shape}")
+    # (*, in) @ (in, out) -> (*, out)
+    out = np.matmul(x, w.T)
+    if b is not None:
+        out += b
+    return out, (x, w, b is not None)
+
+
+def linear_backward(
+    dout: np.ndarray, cache: tuple, need: tuple[bool, bool, bool] = (True, True, True)
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    x, w, has_bias = cache
+    dx = np.matmul(dout, w) if need[0] else None
+    d2 = dout.reshape(-1, w.shape[0])
+    # (out, M) @ (M, in) -> (out, in)
+    dw = np.matmul(d2.T, x.reshape(-1, w.shape[1])) if need[1] else None
+    db = d2.sum(axis=0) if need[2] and has_bias else None
+    return dx, dw, db

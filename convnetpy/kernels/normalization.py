@@ -1,0 +1,102 @@
+"""Batch normalisation over every axis but the channel axis (1).
+
+Training normalises with the batch mean and the biased variance, and (when running buffers
+are given) updates them in place: running = (1 - momentum) * running + momentum * batch, with
+the unbiased variance in ``running_var``, as PyTorch does. Evaluation uses the running
+statistics.
+
+Shape:
+    (N, C), (N, C, L) or (N, C, H, W) -> the same shape
+
+>>> import numpy as np
+>>> x = np.array([[1.0], [3.0]])
+>>> out, _ = batch_norm_forward(x, None, None, None, None, True, 0.1, 0.0)
+>>> out.ravel().tolist()
+[-1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._shape import ShapeError
+
+
+def _axes(x: np.ndarray) -> tuple[int, ...]:
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _bshape(x: np.ndarray) -> tuple[int, ...]:
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def batch_norm_forward(
+    x: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    training: bool,
+    momentum: float,
+    eps: float,
+) -> tuple[np.ndarray, tuple]:
+    if x.ndim < 2:
+        raise ShapeError("batch_norm", f"expected input (N, C, ...), got shape {x.shape}")
+    c = x.shape[1]
+    for name, arr in (("weight", gamma), ("bias", beta), ("running_mean", running_mean),
+                      ("running_var", running_var)):
+        if arr is not None and arr.shape != (c,):
+            raise ShapeError(
+                "batch_norm",
+                f"input has {c} channels (shape {tuple(x.shape)}) but {name} has shape "
+                f"{tuple(arr.shape)}; num_features must equal the channel count {c}",
+            )
+    axes, bs = _axes(x), _bshape(x)
+    count = x.size // c if c else 0
+    if training:
+        if count <= 1:
+            raise ValueError(
+                "Expected more than 1 value per channel when training, got input size "
+                f"{tuple(x.shape)}"
+            )
+        mean = x.mean(axis=axes)
+        xc = x - mean.reshape(bs)
+        var = np.mean(xc * xc, axis=axes)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * var * (count / (count - 1))
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
+        mean, var = running_mean, running_var
+        xc = x - mean.reshape(bs).astype(x.dtype, copy=False)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
+    xhat = xc * inv_std.reshape(bs)
+    out = xhat * gamma.reshape(bs) if gamma is not None else xhat.copy()
+    if beta is not None:
+        out += beta.reshape(bs)
+    return out, (xhat, inv_std, gamma, training, beta is not None)
+
+
+def batch_norm_backward(
+    dout: np.ndarray, cache: tuple, need: tuple[bool, bool, bool] = (True, True, True)
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Gradients (dx, dgamma, dbeta)."""
+    xhat, inv_std, gamma, training, has_beta = cache
+    axes, bs = _axes(dout), _bshape(dout)
+    dgamma = np.sum(dout * xhat, axis=axes) if need[1] and gamma is not None else None
+    dbeta = dout.sum(axis=axes) if need[2] and has_beta else None
+    dx = None
+    if need[0]:
+        g = inv_std if gamma is None else gamma * inv_std
+        if training:
+            # dx = g/n * (n*dy - sum(dy) - xhat*sum(dy*xhat)); written with means
+            m_dy = dout.mean(axis=axes).reshape(bs)
+            m_dyx = np.mean(dout * xhat, axis=axes).reshape(bs)
+            dx = (dout - m_dy - xhat * m_dyx) * g.reshape(bs)
+        else:
+            dx = dout * g.reshape(bs)
+    return dx, dgamma, dbeta

@@ -1,0 +1,95 @@
+"""Conv2d: PyTorch's layer, arguments, defaults, initialisation and state_dict keys."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import functional as F
+from ..kernels._shape import pair, resolve_conv_padding
+from . import init
+from .module import Module, Parameter
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+class Conv2d(Module):
+    """2-D convolution over an (N, C_in, H, W) input.
+
+    ``padding`` is an int, a pair, ``'valid'`` or ``'same'`` (PyTorch's rules, the extra pixel
+    of an even kernel going right/bottom); ``padding_mode`` is zeros, reflect, replicate or
+    circular. Weights are (C_out, C_in/groups, KH, KW), initialised as PyTorch does
+    (kaiming_uniform with a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias likewise).
+
+    Shape:
+        (N, C_in, H, W) -> (N, C_out, H_out, W_out),
+        H_out = floor((H + 2*P - D*(K-1) - 1) / S) + 1
+
+    >>> from convnetpy import nn
+    >>> conv = nn.Conv2d(3, 96, kernel_size=11, stride=4)
+    >>> sum(p.numel() for p in conv.parameters())   # (11*11*3 + 1) * 96
+    34944
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        if groups <= 0:
+            raise ValueError("groups must be a positive integer")
+        if in_channels % groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups:
+            raise ValueError("out_channels must be divisible by groups")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, but got "
+                             f"padding_mode='{padding_mode}'")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.dilation = pair(dilation, "dilation")
+        self.padding = padding if isinstance(padding, str) else pair(padding, "padding", True)
+        self.padding_mode = padding_mode
+        # validates 'same' with stride > 1 and unknown strings now, not at the first forward
+        self._pads = resolve_conv_padding(padding, self.kernel_size, self.stride, self.dilation)
+        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        shape = (out_channels, in_channels // groups) + self.kernel_size
+        self.weight = Parameter(np.empty(shape, dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            if fan_in:
+                bound = 1 / math.sqrt(fan_in)
+                init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        if self.padding_mode == "zeros":
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
+                            self.dilation, self.groups)
+        (pt, pb), (pl, pr) = self._pads
+        x = F.pad(x, (pl, pr, pt, pb), mode=self.padding_mode)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s

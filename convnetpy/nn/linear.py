@@ -1,0 +1,72 @@
+"""Linear (fully-connected) layer and Identity.
+
+Shape:
+    (*, in_features) -> (*, out_features); parameters in_features*out_features + out_features
+
+>>> from convnetpy import nn
+>>> sum(p.numel() for p in nn.Linear(4096, 1000).parameters())
+4097000
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import functional as F
+from ..kernels._shape import ShapeError
+from ..tensor import Tensor
+from . import init
+from .module import Module, Parameter
+
+
+class Identity(Module):
+    """Returns its input unchanged (any arguments are accepted and ignored)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Linear(Module):
+    """y = x W^T + b, with W of shape (out_features, in_features), initialised as PyTorch
+    does (U(-1/sqrt(in_features), 1/sqrt(in_features)) for weight and bias)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            got = x.shape[-1] if x.ndim else 0
+            hint = (f" If it follows a Flatten, the flattened size is {got}: use "
+                    f"in_features={got}." if x.ndim == 2 else
+                    " Flatten the input first (nn.Flatten()) or fix in_features.")
+            raise ShapeError(
+                "linear",
+                f"expected input (*, {self.in_features}) (in_features={self.in_features}), "
+                f"got shape {tuple(x.shape)} whose last axis has {got} features.{hint}",
+            )
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
