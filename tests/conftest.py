@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+
+try:
+    import torch  # noqa: F401
+
+    HAVE_TORCH = True
+except Exception:  # pragma: no cover - depends on the environment
+    HAVE_TORCH = False
+
+needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed "
+                                 "(pip install torch==2.13.0 for the live parity tests)")
+
+
+def assert_ref(actual, ref, tol=1e-10, what=""):
+    """max |actual - ref| <= tol * max(1, |ref|), elementwise."""
+    actual, ref = np.asarray(actual, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    assert actual.shape == ref.shape, f"{what}: shape {actual.shape} != reference {ref.shape}"
+    same = (actual == ref) | (np.isnan(actual) & np.isnan(ref))  # equal infinities, NaN
+    with np.errstate(invalid="ignore"):
+        err = np.where(same, 0.0, np.abs(actual - ref) / np.maximum(1.0, np.abs(ref)))
+    assert err.size == 0 or err.max() <= tol, f"{what}: max scaled error {err.max():.3g}"
+
+
+def rel_fro(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)

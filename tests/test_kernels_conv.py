@@ -1,0 +1,74 @@
+"""conv2d kernel against the loop reference: case table + hypothesis configurations."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference as ref
+from conftest import assert_ref
+from convnetpy.kernels.conv import conv2d_backward, conv2d_forward
+
+# (N, C, H, W, O, K(h,w), stride, pads, dilation, groups, bias)
+CASES = {
+    "batch1_3x3": (1, 2, 5, 5, 3, (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, True),
+    "odd_nonsquare": (2, 3, 7, 5, 4, (3, 2), (1, 1), ((1, 1), (0, 0)), (1, 1), 1, True),
+    "kernel_equals_input": (2, 2, 4, 3, 3, (4, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, True),
+    "stride_leftover": (2, 2, 8, 7, 2, (3, 3), (2, 3), ((0, 0), (0, 0)), (1, 1), 1, True),
+    "padding": (1, 3, 5, 6, 2, (5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 1, True),
+    "asymmetric_same_even": (1, 2, 6, 5, 2, (4, 2), (1, 1), ((1, 2), (0, 1)), (1, 1), 1, False),
+    "dilation": (2, 2, 9, 8, 3, (3, 2), (1, 2), ((1, 1), (2, 2)), (2, 3), 1, True),
+    "groups": (2, 4, 6, 6, 6, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 2, True),
+    "depthwise": (2, 3, 5, 5, 3, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 3, False),
+    "depthwise_multiplier": (1, 2, 5, 4, 4, (2, 2), (1, 1), ((0, 0), (0, 0)), (1, 1), 2, True),
+    "one_by_one": (2, 5, 4, 3, 3, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, True),
+    "one_by_one_strided": (2, 3, 5, 5, 2, (1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1), 1, True),
+    "no_bias": (2, 2, 5, 5, 2, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, False),
+}
+
+
+def check(n, c, h, w, o, k, stride, pads, dil, groups, bias, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((o, c // groups) + k)
+    b = rng.standard_normal(o) if bias else None
+    out, cache = conv2d_forward(x, wt, b, stride, pads, dil, groups)
+    r_out, r_back = ref.conv2d(x, wt, b, stride, pads, dil, groups)
+    assert_ref(out, r_out, what="forward")
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = conv2d_backward(dout, cache)
+    rdx, rdw, rdb = r_back(dout)
+    assert_ref(dx, rdx, what="dx")
+    assert_ref(dw, rdw, what="dw")
+    if bias:
+        assert_ref(db, rdb, what="db")
+    else:
+        assert db is None
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_conv2d_case_table(case):
+    check(*CASES[case])
+
+
+@st.composite
+def conv_configs(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cg = draw(st.integers(1, 2))
+    og = draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pads = ((draw(st.integers(0, 2)), draw(st.integers(0, 2))),
+            (draw(st.integers(0, 2)), draw(st.integers(0, 2))))
+    # input at least as large as the dilated kernel after padding
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - sum(pads[0])), 7))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - sum(pads[1])), 7))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    return (draw(st.integers(1, 2)), cg * groups, h, w, og * groups, (kh, kw), stride, pads,
+            (dh, dw), groups, draw(st.booleans()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(cfg=conv_configs(), seed=st.integers(0, 2**16))
+def test_conv2d_hypothesis(cfg, seed):
+    check(*cfg, seed=seed)

@@ -1,0 +1,223 @@
+"""Linear, activation, batch-norm, softmax, loss and dropout kernels against the loop
+references."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference as ref
+from conftest import assert_ref
+from convnetpy.kernels import activation as ka
+from convnetpy.kernels import dropout as kd
+from convnetpy.kernels import linear as kl
+from convnetpy.kernels import loss as kloss
+from convnetpy.kernels import normalization as kn
+
+
+# ---------------------------------------------------------------- linear
+def check_linear(lead, fin, fout, bias, seed=0):
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(lead + (fin,)), rng.standard_normal((fout, fin))
+    b = rng.standard_normal(fout) if bias else None
+    out, cache = kl.linear_forward(x, w, b)
+    r_out, r_back = ref.linear(x, w, b)
+    assert_ref(out, r_out)
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(kl.linear_backward(dout, cache), r_back(dout)):
+        if want is None:
+            assert got is None
+        else:
+            assert_ref(got, want)
+
+
+@pytest.mark.parametrize("lead,fin,fout,bias", [
+    ((1,), 3, 2, True), ((4,), 7, 5, True), ((2, 3), 4, 3, False), ((5,), 1, 1, True),
+])
+def test_linear_case_table(lead, fin, fout, bias):
+    check_linear(lead, fin, fout, bias)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lead=st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple),
+       fin=st.integers(1, 6), fout=st.integers(1, 6), bias=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_linear_hypothesis(lead, fin, fout, bias, seed):
+    check_linear(lead, fin, fout, bias, seed)
+
+
+# ---------------------------------------------------------------- activations
+ACTS = {
+    "relu": (ka.relu_forward, ka.relu_backward, {}),
+    "leaky_relu": (ka.leaky_relu_forward, ka.leaky_relu_backward, {"negative_slope": 0.2}),
+    "sigmoid": (ka.sigmoid_forward, ka.sigmoid_backward, {}),
+    "tanh": (ka.tanh_forward, ka.tanh_backward, {}),
+}
+
+
+def check_act(name, x, seed=0):
+    fwd, bwd, kw = ACTS[name]
+    out, cache = fwd(x, **kw)
+    r_out, r_back = ref.elementwise(name, x, slope=0.2)
+    assert_ref(out, r_out)
+    dout = np.random.default_rng(seed).standard_normal(x.shape)
+    assert_ref(bwd(dout, cache), r_back(dout))
+
+
+@pytest.mark.parametrize("name", list(ACTS))
+def test_activation_case_table(name):
+    x = np.array([[-3.0, -0.5, 0.0, 0.5, 3.0], [-30.0, 30.0, 1e-8, -1e-8, 2.0]])
+    check_act(name, x)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.sampled_from(list(ACTS)), seed=st.integers(0, 2**16),
+       shape=st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple))
+def test_activation_hypothesis(name, seed, shape):
+    check_act(name, 4 * np.random.default_rng(seed).standard_normal(shape), seed)
+
+
+def test_sigmoid_does_not_overflow():
+    with np.errstate(over="raise"):
+        out, _ = ka.sigmoid_forward(np.array([-1000.0, 1000.0]))
+    assert out.tolist() == [0.0, 1.0]
+
+
+# ---------------------------------------------------------------- batch norm
+def check_bn(shape, seed=0, eps=1e-5):
+    rng = np.random.default_rng(seed)
+    x = 3 * rng.standard_normal(shape) + 1
+    c = shape[1]
+    g, b = rng.standard_normal(c), rng.standard_normal(c)
+    rm, rv = np.zeros(c), np.ones(c)
+    out, cache = kn.batch_norm_forward(x, g, b, rm, rv, True, 0.1, eps)
+    r_out, r_back = ref.batch_norm_train(x, g, b, eps)
+    assert_ref(out, r_out, what="forward")
+    dout = rng.standard_normal(shape)
+    for got, want, what in zip(kn.batch_norm_backward(dout, cache), r_back(dout),
+                               ("dx", "dgamma", "dbeta")):
+        assert_ref(got, want, what=what)
+    # running statistics: momentum 0.1 on the batch mean and the unbiased variance
+    axes = (0,) + tuple(range(2, len(shape)))
+    n = x.size // c
+    assert_ref(rm, 0.1 * x.mean(axis=axes))
+    assert_ref(rv, 0.9 + 0.1 * x.var(axis=axes) * n / (n - 1))
+    # evaluation uses the running statistics
+    out_e, cache_e = kn.batch_norm_forward(x, g, b, rm, rv, False, 0.1, eps)
+    bs = (1, c) + (1,) * (len(shape) - 2)
+    want = (x - rm.reshape(bs)) / np.sqrt(rv.reshape(bs) + eps) * g.reshape(bs) + b.reshape(bs)
+    assert_ref(out_e, want)
+    dx_e = kn.batch_norm_backward(dout, cache_e)[0]
+    assert_ref(dx_e, dout * (g / np.sqrt(rv + eps)).reshape(bs))
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (5, 2, 4), (2, 3, 4, 5), (1, 2, 3, 3), (4, 1, 1, 1)])
+def test_batch_norm_case_table(shape):
+    check_bn(shape)
+
+
+@settings(max_examples=200, deadline=None)
+@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4),
+                       st.integers(1, 4)).filter(lambda s: s[0] * s[2] * s[3] > 1),
+       seed=st.integers(0, 2**16))
+def test_batch_norm_hypothesis(shape, seed):
+    check_bn(shape, seed)
+
+
+def test_batch_norm_single_value_per_channel_is_rejected_in_training():
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        kn.batch_norm_forward(np.zeros((1, 3)), None, None, None, None, True, 0.1, 1e-5)
+
+
+# ---------------------------------------------------------------- softmax, losses
+def check_softmax(shape, dim, seed=0):
+    rng = np.random.default_rng(seed)
+    x = 5 * rng.standard_normal(shape)
+    dout = rng.standard_normal(shape)
+    xm = np.moveaxis(x, dim, -1)
+    for fwd, bwd, rfn in ((kloss.log_softmax_forward, kloss.log_softmax_backward,
+                           ref.log_softmax_rows),
+                          (kloss.softmax_forward, kloss.softmax_backward, ref.softmax_rows)):
+        out, cache = fwd(x, dim)
+        r_out, r_back = rfn(xm)
+        assert_ref(out, np.moveaxis(r_out, -1, dim))
+        assert_ref(bwd(dout, cache), np.moveaxis(r_back(np.moveaxis(dout, dim, -1)), -1, dim))
+
+
+@settings(max_examples=200, deadline=None)
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple),
+       data=st.data(), seed=st.integers(0, 2**16))
+def test_softmax_hypothesis(shape, data, seed):
+    check_softmax(shape, data.draw(st.integers(0, len(shape) - 1)), seed)
+
+
+def test_log_softmax_is_stable_for_huge_logits():
+    out, _ = kloss.log_softmax_forward(np.array([[1000.0, 0.0, -1000.0]]), 1)
+    assert np.isfinite(out).all()
+    assert_ref(out, [[0.0, -1000.0, -2000.0]])
+
+
+def check_ce(n, c, extra, weighted, ignore, reduction, smoothing, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = 3 * rng.standard_normal((n, c) + extra)
+    target = rng.integers(0, c, (n,) + extra)
+    if ignore and target.size > 1:
+        target.flat[0] = -100
+    weight = rng.uniform(0.2, 2.0, c) if weighted else None
+    logp, lcache = kloss.log_softmax_forward(logits, 1)
+    loss, cache = kloss.nll_loss_forward(logp, target, weight, -100, reduction, smoothing)
+    r_loss, r_back = ref.cross_entropy(logits, target, weight, -100, reduction, smoothing)
+    assert_ref(loss, r_loss, what="loss")
+    dout = rng.standard_normal(np.shape(r_loss)) if reduction == "none" else np.array(1.7)
+    dlogits = kloss.log_softmax_backward(kloss.nll_loss_backward(dout, cache), lcache)
+    assert_ref(dlogits, r_back(dout), what="dlogits")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted,ignore,smoothing", [
+    (False, False, 0.0), (True, False, 0.0), (False, True, 0.0), (True, True, 0.1),
+    (False, False, 0.3),
+])
+def test_cross_entropy_case_table(reduction, weighted, ignore, smoothing):
+    check_ce(4, 5, (), weighted, ignore, reduction, smoothing)
+    check_ce(2, 3, (2, 3), weighted, ignore, reduction, smoothing)  # (N, C, d1, d2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 4), c=st.integers(1, 5),
+       extra=st.sampled_from([(), (2,), (2, 3)]), weighted=st.booleans(),
+       ignore=st.booleans(), reduction=st.sampled_from(["mean", "sum", "none"]),
+       smoothing=st.sampled_from([0.0, 0.1, 0.5]), seed=st.integers(0, 2**16))
+def test_cross_entropy_hypothesis(n, c, extra, weighted, ignore, reduction, smoothing, seed):
+    check_ce(n, c, extra, weighted, ignore, reduction, smoothing, seed)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_matches_reference(reduction):
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    out, cache = kloss.mse_loss_forward(x, t, reduction)
+    r_out, r_back = ref.mse(x, t, reduction)
+    assert_ref(out, r_out)
+    dout = rng.standard_normal(np.shape(r_out)) if reduction == "none" else np.array(0.7)
+    dx, dt = kloss.mse_loss_backward(dout, cache)
+    assert_ref(dx, r_back(dout))
+    assert_ref(dt, -r_back(dout))
+
+
+# ---------------------------------------------------------------- dropout
+@pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.9, 1.0])
+def test_dropout_is_inverted_and_seeded(p):
+    x = np.random.default_rng(1).standard_normal((200, 50))
+    out, mask = kd.dropout_forward(x, p, np.random.default_rng(7))
+    out2, _ = kd.dropout_forward(x, p, np.random.default_rng(7))
+    np.testing.assert_array_equal(out, out2)
+    kept = mask != 0
+    if p < 1:
+        assert_ref(out[kept], x[kept] / (1 - p))
+        assert abs(kept.mean() - (1 - p)) < 0.02
+    else:
+        assert not kept.any()
+    assert (out[~kept] == 0).all()
+    dout = np.ones_like(x)
+    assert_ref(kd.dropout_backward(dout, mask), mask)
