@@ -27,6 +27,7 @@ REDUCTIONS = ("none", "mean", "sum")
 
 
 def log_softmax_forward(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.ascontiguousarray(x)  # layout-independent sums
     shifted = x - x.max(axis=dim, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
     return out, (out, dim)
@@ -38,6 +39,7 @@ def log_softmax_backward(dout: np.ndarray, cache) -> np.ndarray:
 
 
 def softmax_forward(x: np.ndarray, dim: int) -> tuple[np.ndarray, tuple]:
+    x = np.ascontiguousarray(x)
     e = np.exp(x - x.max(axis=dim, keepdims=True))
     out = e / e.sum(axis=dim, keepdims=True)
     return out, (out, dim)

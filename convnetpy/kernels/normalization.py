@@ -51,6 +51,8 @@ def batch_norm_forward(
                 f"input has {c} channels (shape {tuple(x.shape)}) but {name} has shape "
                 f"{tuple(arr.shape)}; num_features must equal the channel count {c}",
             )
+    # reductions sum in memory order: a contiguous copy makes results layout-independent
+    x = np.ascontiguousarray(x)
     axes, bs = _axes(x), _bshape(x)
     count = x.size // c if c else 0
     if training:

@@ -245,7 +245,8 @@ class Module:
         """Parameters and persistent buffers under PyTorch's keys; the values share memory
         with the model (call ``.numpy().copy()`` to keep a snapshot)."""
         out = OrderedDict() if destination is None else destination
-        for mprefix, m in self.named_modules(prefix=prefix.rstrip(".")):
+        # like torch, a module reachable under two names is saved under both
+        for mprefix, m in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
             base = f"{mprefix}." if mprefix else ""
             for name, p in m._parameters.items():
                 if p is not None:

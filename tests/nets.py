@@ -1,0 +1,58 @@
+"""The issue's reference networks, written once against a PyTorch-style namespace: called with
+(convnetpy.nn, convnetpy.functional) or (torch.nn, torch.nn.functional) they build the same
+model with the same state_dict keys."""
+
+
+def convnetjs_cifar10(nn):
+    """The ConvNetJS CIFAR-10 demo network."""
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 20, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(20, 20, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(320, 10),
+    )
+
+
+def resnet20(nn, F, num_classes=10):
+    """ResNet-20 for CIFAR with basic blocks, BatchNorm, identity shortcuts and 1x1
+    projection shortcuts where the shape changes."""
+
+    class BasicBlock(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, stride=1, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.shortcut = nn.Sequential()
+            if stride != 1 or cin != cout:
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return F.relu(out + self.shortcut(x))
+
+    class ResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(16)
+            cin, layers = 16, []
+            for cout, stride in ((16, 1), (32, 2), (64, 2)):
+                blocks = []
+                for b in range(3):
+                    blocks.append(BasicBlock(cin, cout, stride if b == 0 else 1))
+                    cin = cout
+                layers.append(nn.Sequential(*blocks))
+            self.layer1, self.layer2, self.layer3 = layers
+            self.linear = nn.Linear(64, num_classes)
+
+        def forward(self, x):
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.layer3(self.layer2(self.layer1(out)))
+            out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+            return self.linear(out)
+
+    return ResNet()
