@@ -67,7 +67,9 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` down to ``shape``, undoing NumPy broadcasting.
 
     >>> unbroadcast(np.ones((2, 3)), (3,)).tolist()
-    [2.0, 2.0]
+    [2.0, 2.0, 2.0]
+    >>> unbroadcast(np.ones((2, 3)), (2, 1)).tolist()
+    [[3.0], [3.0]]
     """
     if grad.shape == tuple(shape):
         return grad

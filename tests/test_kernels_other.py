@@ -70,8 +70,9 @@ def test_activation_case_table(name):
     check_act(name, x)
 
 
+@pytest.mark.parametrize("name", list(ACTS))
 @settings(max_examples=200, deadline=None)
-@given(name=st.sampled_from(list(ACTS)), seed=st.integers(0, 2**16),
+@given(seed=st.integers(0, 2**16),
        shape=st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple))
 def test_activation_hypothesis(name, seed, shape):
     check_act(name, 4 * np.random.default_rng(seed).standard_normal(shape), seed)
@@ -205,7 +206,35 @@ def test_mse_matches_reference(reduction):
     assert_ref(dt, -r_back(dout))
 
 
+@settings(max_examples=200, deadline=None)
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple),
+       reduction=st.sampled_from(["mean", "sum", "none"]), seed=st.integers(0, 2**16))
+def test_mse_hypothesis(shape, reduction, seed):
+    rng = np.random.default_rng(seed)
+    x, t = rng.standard_normal(shape), rng.standard_normal(shape)
+    out, cache = kloss.mse_loss_forward(x, t, reduction)
+    r_out, r_back = ref.mse(x, t, reduction)
+    assert_ref(out, r_out)
+    dout = rng.standard_normal(np.shape(r_out))
+    assert_ref(kloss.mse_loss_backward(dout, cache)[0], r_back(dout))
+
+
 # ---------------------------------------------------------------- dropout
+@settings(max_examples=200, deadline=None)
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+       p=st.floats(0.0, 1.0), seed=st.integers(0, 2**16))
+def test_dropout_hypothesis(shape, p, seed):
+    x = np.random.default_rng(seed).standard_normal(shape) + 5.0  # never exactly zero
+    out, mask = kd.dropout_forward(x, p, np.random.default_rng(seed))
+    kept = out != 0
+    if p < 1:
+        assert_ref(out[kept], x[kept] / (1 - p))
+    else:
+        assert not kept.any()
+    dout = np.random.default_rng(seed + 1).standard_normal(shape)
+    assert_ref(kd.dropout_backward(dout, mask), np.where(kept, dout / (1 - p) if p < 1 else 0,
+                                                         0))
+
 @pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.9, 1.0])
 def test_dropout_is_inverted_and_seeded(p):
     x = np.random.default_rng(1).standard_normal((200, 50))

@@ -1,6 +1,6 @@
 """Layers and containers with PyTorch's names, arguments and state_dict keys."""
 
-from . import init
+from . import functional, init
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv2d
@@ -13,7 +13,7 @@ from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
-    "init", "Module", "Parameter", "StateDictError", "Sequential", "ModuleList", "ModuleDict",
+    "functional", "init", "Module", "Parameter", "StateDictError", "Sequential", "ModuleList", "ModuleDict",
     "Identity", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
     "BatchNorm1d", "BatchNorm2d", "Dropout", "CrossEntropyLoss", "NLLLoss", "MSELoss",
