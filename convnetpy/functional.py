@@ -143,8 +143,8 @@ class _NLLLoss(Function):
 
 
 class _MSELoss(Function):
-    def forward(self, x, t, **kw):
-        out, self.cache = kloss.mse_loss_forward(x, t, **kw)
+    def forward(self, x, t, w, **kw):
+        out, self.cache = kloss.mse_loss_forward(x, t, weight=w, **kw)
         return out
 
     def backward(self, g):
@@ -386,9 +386,11 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
                           label_smoothing=float(label_smoothing))
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
-    """Mean squared error. NOTE: input and target must have the same shape (PyTorch only
-    warns and broadcasts, which is almost always a bug)."""
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
+             weight=None) -> Tensor:
+    """Mean squared error, optionally weighted element-wise. NOTE: input and target must have
+    the same shape (PyTorch only warns and broadcasts, which is almost always a bug)."""
     x, t = _t(input), _t(target, "target")
+    w = None if weight is None else _t(weight, "weight")
     reduction = _check_reduce_args(size_average, reduce, reduction)
-    return _MSELoss.apply(x, t, reduction=reduction)
+    return _MSELoss.apply(x, t, w, reduction=reduction)

@@ -370,9 +370,24 @@ def cross_entropy(logits, target, weight, ignore_index, reduction, smoothing):
     return loss, backward
 
 
-def mse(x, t, reduction):
+def mse(x, t, reduction, weight=None):
+    """Returns loss and dout -> (dx, dweight), element by element."""
+    w = np.ones_like(x) if weight is None else weight
     d = x - t
-    per = d * d
-    loss = per if reduction == "none" else per.sum() if reduction == "sum" else per.mean()
-    scale = 1.0 / x.size if reduction == "mean" else 1.0
-    return loss, lambda dout: 2 * d * dout * scale
+    per = np.array([di * di * wi for di, wi in zip(d.ravel(), w.ravel())]).reshape(x.shape)
+    if reduction == "none":
+        loss = per
+    elif reduction == "sum":
+        loss = per.sum()
+    else:
+        loss = per.sum() / w.sum()
+
+    def backward(dout):
+        if reduction == "none":
+            return 2 * d * w * dout, d * d * dout
+        if reduction == "sum":
+            return 2 * d * w * dout, d * d * dout
+        total = w.sum()
+        return 2 * d * w * dout / total, dout * (d * d * total - per.sum()) / total ** 2
+
+    return loss, backward

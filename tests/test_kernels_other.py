@@ -193,30 +193,26 @@ def test_cross_entropy_hypothesis(n, c, extra, weighted, ignore, reduction, smoo
     check_ce(n, c, extra, weighted, ignore, reduction, smoothing, seed)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_mse_matches_reference(reduction):
-    rng = np.random.default_rng(0)
-    x, t = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
-    out, cache = kloss.mse_loss_forward(x, t, reduction)
-    r_out, r_back = ref.mse(x, t, reduction)
-    assert_ref(out, r_out)
-    dout = rng.standard_normal(np.shape(r_out)) if reduction == "none" else np.array(0.7)
-    dx, dt = kloss.mse_loss_backward(dout, cache)
-    assert_ref(dx, r_back(dout))
-    assert_ref(dt, -r_back(dout))
-
-
 @settings(max_examples=200, deadline=None)
 @given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple),
-       reduction=st.sampled_from(["mean", "sum", "none"]), seed=st.integers(0, 2**16))
-def test_mse_hypothesis(shape, reduction, seed):
+       reduction=st.sampled_from(["mean", "sum", "none"]), weighted=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_mse_hypothesis(shape, reduction, weighted, seed):
     rng = np.random.default_rng(seed)
     x, t = rng.standard_normal(shape), rng.standard_normal(shape)
-    out, cache = kloss.mse_loss_forward(x, t, reduction)
-    r_out, r_back = ref.mse(x, t, reduction)
+    w = rng.uniform(0.1, 2.0, shape) if weighted else None
+    out, cache = kloss.mse_loss_forward(x, t, reduction, w)
+    r_out, r_back = ref.mse(x, t, reduction, w)
     assert_ref(out, r_out)
     dout = rng.standard_normal(np.shape(r_out))
-    assert_ref(kloss.mse_loss_backward(dout, cache)[0], r_back(dout))
+    dx, dt, dw = kloss.mse_loss_backward(dout, cache)
+    rdx, rdw = r_back(dout)
+    assert_ref(dx, rdx)
+    assert_ref(dt, -rdx)
+    if weighted:
+        assert_ref(dw, rdw)
+    else:
+        assert dw is None
 
 
 # ---------------------------------------------------------------- dropout

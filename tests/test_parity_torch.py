@@ -201,3 +201,18 @@ def test_sequential_lr_matches_torch():
     ours = run(optim, [nn.Parameter(np.zeros(1))])
     theirs = run(torch.optim, [torch.nn.Parameter(torch.zeros(1))])
     np.testing.assert_allclose(ours, theirs, rtol=1e-13)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_weighted_mse_matches_torch(reduction):
+    rng = np.random.default_rng(0)
+    x, t, w = rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), rng.uniform(0, 2, (3, 4))
+    proj = rng.standard_normal((3, 4)) if reduction == "none" else np.array(1.3)
+    grads = []
+    for lib, f in ((cp, F), (torch, TF)):
+        xs = [lib.tensor(a, requires_grad=True) for a in (x, t, w)]
+        out = f.mse_loss(xs[0], xs[1], reduction=reduction, weight=xs[2])
+        (out * lib.tensor(proj)).sum().backward()
+        grads.append([out.detach().numpy()] + [a.grad.numpy() for a in xs])
+    for a, b in zip(*grads):
+        assert_ref(a, b)

@@ -142,21 +142,39 @@ def nll_loss_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     return np.moveaxis(g, -1, 1)
 
 
-def mse_loss_forward(x: np.ndarray, target: np.ndarray, reduction: str = "mean"):
+def mse_loss_forward(x: np.ndarray, target: np.ndarray, reduction: str = "mean",
+                     weight: np.ndarray | None = None):
+    """(x - target)^2, optionally times an element-wise ``weight`` ('mean' then divides by
+    the summed weights, as PyTorch)."""
     _check_reduction(reduction)
     if x.shape != target.shape:
         raise ShapeError(
             "mse_loss", f"input shape {tuple(x.shape)} and target shape {tuple(target.shape)} "
             "differ; they must match"
         )
+    if weight is not None and weight.shape != x.shape:
+        raise ShapeError("mse_loss", f"weight shape {tuple(weight.shape)} must equal the input "
+                                     f"shape {tuple(x.shape)}")
     diff = x - target
     sq = diff * diff
-    out = sq if reduction == "none" else sq.sum() if reduction == "sum" else sq.mean()
-    return np.asarray(out, dtype=x.dtype), (diff, reduction)
+    per = sq if weight is None else sq * weight
+    if reduction == "none":
+        out, denom = per, None
+    elif reduction == "sum":
+        out, denom = per.sum(), None
+    else:
+        denom = per.size if weight is None else weight.sum()
+        out = per.sum() / denom
+    return np.asarray(out, dtype=x.dtype), (diff, sq, weight, out, denom)
 
 
-def mse_loss_backward(dout: np.ndarray, cache) -> tuple[np.ndarray, np.ndarray]:
-    diff, reduction = cache
-    scale = 2.0 / diff.size if reduction == "mean" else 2.0
-    g = (dout * scale) * diff
-    return g.astype(diff.dtype, copy=False), -g.astype(diff.dtype, copy=False)
+def mse_loss_backward(dout: np.ndarray, cache) -> tuple:
+    """Gradients (dx, dtarget, dweight)."""
+    diff, sq, weight, out, denom = cache
+    g = dout if denom is None else dout / denom
+    dx = 2 * g * diff if weight is None else 2 * g * diff * weight
+    dx = dx.astype(diff.dtype, copy=False)
+    dw = None
+    if weight is not None:
+        dw = g * sq if denom is None else g * (sq - out)  # mean: d(sum(sq*w)/sum(w))/dw
+    return dx, -dx, dw

@@ -11,7 +11,17 @@ from .module import Module
 
 
 class ReLU(Module):
-    """max(0, x). ``inplace`` is accepted for compatibility; the result is always new."""
+    """max(0, x); the gradient at 0 is 0. ``inplace`` is accepted for compatibility; the
+    result is always a new array.
+
+    Shape:
+        any shape -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.ReLU()(cp.tensor([-1.0, 0.0, 2.0])).tolist()
+    [0.0, 0.0, 2.0]
+    """
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
@@ -25,6 +35,17 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
+    """x for x > 0, negative_slope * x otherwise.
+
+    Shape:
+        any shape -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.LeakyReLU(0.5)(cp.tensor([-2.0, 3.0])).tolist()
+    [-1.0, 3.0]
+    """
+
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, inplace
@@ -37,16 +58,49 @@ class LeakyReLU(Module):
 
 
 class Sigmoid(Module):
+    """1 / (1 + exp(-x)), computed without overflow.
+
+    Shape:
+        any shape -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.Sigmoid()(cp.tensor([0.0])).tolist()
+    [0.5]
+    """
+
     def forward(self, x):
         return F.sigmoid(x)
 
 
 class Tanh(Module):
+    """Hyperbolic tangent.
+
+    Shape:
+        any shape -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.Tanh()(cp.tensor([0.0])).tolist()
+    [0.0]
+    """
+
     def forward(self, x):
         return F.tanh(x)
 
 
 class Softmax(Module):
+    """exp(x) / sum(exp(x)) along ``dim`` (the maximum is subtracted first).
+
+    Shape:
+        any shape -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.Softmax(dim=1)(cp.zeros(1, 4)).tolist()
+    [[0.25, 0.25, 0.25, 0.25]]
+    """
+
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
@@ -59,6 +113,17 @@ class Softmax(Module):
 
 
 class LogSoftmax(Module):
+    """x - logsumexp(x) along ``dim``, numerically stable.
+
+    Shape:
+        any shape -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> round(nn.LogSoftmax(dim=1)(cp.zeros(1, 2)).tolist()[0][0], 4)
+    -0.6931
+    """
+
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim

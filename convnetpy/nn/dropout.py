@@ -12,6 +12,18 @@ from .module import Module
 
 
 class Dropout(Module):
+    """In training, zero each element with probability p and scale the rest by 1/(1-p)
+    (inverted dropout); the identity in evaluation mode.
+
+    Shape:
+        any shape -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.Dropout(0.5).eval()(cp.ones(3)).tolist()
+    [1.0, 1.0, 1.0]
+    """
+
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:

@@ -15,6 +15,17 @@ from .module import Module
 
 
 class Flatten(Module):
+    """Merge axes start_dim..end_dim (by default all but the batch axis).
+
+    Shape:
+        (N, C, H, W) -> (N, C*H*W)
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.Flatten()(cp.zeros(2, 20, 4, 4)).shape
+    (2, 320)
+    """
+
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim

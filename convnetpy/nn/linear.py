@@ -23,7 +23,16 @@ from .module import Module, Parameter
 
 
 class Identity(Module):
-    """Returns its input unchanged (any arguments are accepted and ignored)."""
+    """Returns its input unchanged (any arguments are accepted and ignored).
+
+    Shape:
+        any shape -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.Identity(54, unused="x")(cp.zeros(2, 3)).shape
+    (2, 3)
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -34,7 +43,16 @@ class Identity(Module):
 
 class Linear(Module):
     """y = x W^T + b, with W of shape (out_features, in_features), initialised as PyTorch
-    does (U(-1/sqrt(in_features), 1/sqrt(in_features)) for weight and bias)."""
+    does (U(-1/sqrt(in_features), 1/sqrt(in_features)) for weight and bias).
+
+    Shape:
+        (*, in_features) -> (*, out_features); parameters in_features*out_features + out_features
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.Linear(320, 10)(cp.zeros(4, 320)).shape
+    (4, 10)
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  device: Any = None, dtype: Any = None) -> None:

@@ -36,7 +36,19 @@ class _WeightedLoss(_Loss):
 
 
 class CrossEntropyLoss(_WeightedLoss):
-    """Cross-entropy of logits (N, C, ...) against class indices or class probabilities."""
+    """Cross-entropy of logits against class indices (or class probabilities): log_softmax
+    then negative log-likelihood, with per-class ``weight``, ``ignore_index`` and
+    ``label_smoothing``; 'mean' divides by the summed weights of the counted targets.
+
+    Shape:
+        input (N, C) or (N, C, d1, ...), target (N,) or (N, d1, ...) -> a scalar
+        (reduction 'none': (N,) or (N, d1, ...))
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> round(nn.CrossEntropyLoss()(cp.zeros(2, 10), cp.tensor([3, 7])).item(), 4)  # ln 10
+    2.3026
+    """
 
     def __init__(self, weight: Any = None, size_average: Any = None, ignore_index: int = -100,
                  reduce: Any = None, reduction: str = "mean",
@@ -53,7 +65,16 @@ class CrossEntropyLoss(_WeightedLoss):
 
 
 class NLLLoss(_WeightedLoss):
-    """Negative log-likelihood of log-probabilities (N, C, ...) against class indices."""
+    """Negative log-likelihood of log-probabilities (N, C, ...) against class indices.
+
+    Shape:
+        input (N, C) or (N, C, d1, ...), target (N,) or (N, d1, ...) -> a scalar
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.NLLLoss()(cp.tensor([[-1.0, -2.0]]), cp.tensor([1])).item()
+    2.0
+    """
 
     def __init__(self, weight: Any = None, size_average: Any = None, ignore_index: int = -100,
                  reduce: Any = None, reduction: str = "mean") -> None:
@@ -66,5 +87,16 @@ class NLLLoss(_WeightedLoss):
 
 
 class MSELoss(_Loss):
+    """Mean squared error; input and target must have the same shape.
+
+    Shape:
+        input (*), target (*) -> a scalar (reduction 'none': (*))
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.MSELoss()(cp.tensor([1.0, 3.0]), cp.tensor([0.0, 0.0])).item()
+    5.0
+    """
+
     def forward(self, input, target):
         return F.mse_loss(input, target, reduction=self.reduction)

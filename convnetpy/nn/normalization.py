@@ -88,8 +88,32 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) input, per channel C.
+
+    Shape:
+        (N, C) or (N, C, L) -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> out = nn.BatchNorm1d(3)(cp.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
+    >>> [round(v, 4) for v in out.tolist()[0]]   # (x - mean) / sqrt(var + eps)
+    [-1.0, 0.0, 1.0]
+    """
+
     _dims = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) input, per channel C.
+
+    Shape:
+        (N, C, H, W) -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> bn = nn.BatchNorm2d(16)
+    >>> bn(cp.ones(2, 16, 4, 4)).shape, int(bn.num_batches_tracked.item())
+    ((2, 16, 4, 4), 1)
+    """
+
     _dims = (4,)

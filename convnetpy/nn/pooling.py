@@ -20,6 +20,19 @@ from .module import Module
 
 
 class MaxPool2d(Module):
+    """Max over each window; padding counts as -inf, ``stride`` defaults to ``kernel_size``.
+    The gradient goes to the first maximum of each window (row-major), as in PyTorch.
+
+    Shape:
+        (N, C, H, W) -> (N, C, H_out, W_out), H_out = floor((H + 2*P - D*(K-1) - 1) / S) + 1
+        (rounded up instead with ``ceil_mode``, dropping a window that starts in the padding)
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.MaxPool2d(3, stride=2)(cp.zeros(1, 96, 55, 55)).shape   # AlexNet POOL1
+    (1, 96, 27, 27)
+    """
+
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  dilation: Any = 1, return_indices: bool = False,
                  ceil_mode: bool = False) -> None:
@@ -39,6 +52,18 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
+    """Average over each window; padding counts as 0 and, with ``count_include_pad``, in
+    the divisor; ``divisor_override`` replaces the divisor.
+
+    Shape:
+        (N, C, H, W) -> (N, C, H_out, W_out), H_out = floor((H + 2*P - K) / S) + 1
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.AvgPool2d(2)(cp.ones(1, 3, 5, 5)).shape
+    (1, 3, 2, 2)
+    """
+
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True,
                  divisor_override: int | None = None) -> None:
@@ -57,8 +82,18 @@ class AvgPool2d(Module):
 
 
 class AdaptiveAvgPool2d(Module):
-    """Average over PyTorch's adaptive bins; ``AdaptiveAvgPool2d(1)`` is global average
-    pooling."""
+    """Average over PyTorch's adaptive bins (bin i spans floor(i*H/H_out) to
+    ceil((i+1)*H/H_out), overlapping when the sizes do not divide); ``AdaptiveAvgPool2d(1)`` is
+    global average pooling.
+
+    Shape:
+        (N, C, H, W) -> (N, C, H_out, W_out) = output_size (None keeps the input size)
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.AdaptiveAvgPool2d((7, 7))(cp.zeros(2, 512, 13, 13)).shape
+    (2, 512, 7, 7)
+    """
 
     def __init__(self, output_size: Any) -> None:
         super().__init__()
@@ -72,6 +107,17 @@ class AdaptiveAvgPool2d(Module):
 
 
 class AdaptiveMaxPool2d(Module):
+    """Max over PyTorch's adaptive bins.
+
+    Shape:
+        (N, C, H, W) -> (N, C, H_out, W_out) = output_size
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> nn.AdaptiveMaxPool2d(1)(cp.zeros(2, 8, 5, 3)).shape
+    (2, 8, 1, 1)
+    """
+
     def __init__(self, output_size: Any, return_indices: bool = False) -> None:
         super().__init__()
         self.output_size, self.return_indices = output_size, return_indices
