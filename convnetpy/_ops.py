@@ -248,8 +248,9 @@ class Cat(Function):
             raise ValueError("cat() expects a non-empty list of tensors")
         nd = arrays[0].ndim
         d = dim % nd
+        first = arrays[0].shape
         for i, a in enumerate(arrays[1:], 1):
-            if a.ndim != nd or a.shape[:d] + a.shape[d + 1:] != arrays[0].shape[:d] + arrays[0].shape[d + 1:]:
+            if a.ndim != nd or a.shape[:d] + a.shape[d + 1:] != first[:d] + first[d + 1:]:
                 raise ValueError(
                     f"cat(dim={dim}): sizes must match except along dim {dim}; tensor 0 has "
                     f"shape {arrays[0].shape}, tensor {i} has shape {a.shape}"

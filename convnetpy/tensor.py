@@ -321,7 +321,8 @@ class Tensor:
         nd = max(self.ndim, 1)
         s, e = start_dim % nd, end_dim % nd
         if s > e:
-            raise ValueError(f"flatten() has invalid args: start_dim {start_dim} > end_dim {end_dim}")
+            raise ValueError(
+                f"flatten() has invalid args: start_dim {start_dim} > end_dim {end_dim}")
         shp = self.shape
         new = shp[:s] + (int(np.prod(shp[s:e + 1], dtype=np.int64)),) + shp[e + 1:]
         return self.reshape(new)

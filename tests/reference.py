@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+
 # ---------------------------------------------------------------- output sizes
 def out_size(n, k, s, p_total, d=1, ceil=False):
     num = n + p_total - d * (k - 1) - 1

@@ -5,10 +5,10 @@ import inspect
 
 import numpy as np
 import pytest
+from conftest import needs_torch
 
 import convnetpy as cp
 import convnetpy.functional as F
-from conftest import needs_torch
 from convnetpy import nn, optim
 from convnetpy.optim import lr_scheduler
 

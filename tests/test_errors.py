@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import HAVE_TORCH, needs_torch
 
 import convnetpy as cp
 import convnetpy.functional as F
-from conftest import HAVE_TORCH, needs_torch
 from convnetpy import nn, optim
 
 

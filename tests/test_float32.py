@@ -3,10 +3,10 @@ Frobenius error of 1e-5 of the float64 result on the same inputs."""
 
 import numpy as np
 import pytest
+from conftest import rel_fro
 
 import convnetpy as cp
 import convnetpy.functional as F
-from conftest import rel_fro
 
 OPS = {
     "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=2),

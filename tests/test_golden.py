@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_ref
 
 import convnetpy as cp
 import convnetpy.functional as F
-from conftest import assert_ref
 from convnetpy import optim
 from convnetpy.optim import lr_scheduler
 

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+import reference as ref
+from conftest import assert_ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference as ref
-from conftest import assert_ref
 from convnetpy.kernels.conv import conv2d_backward, conv2d_forward
 
 # (N, C, H, W, O, K(h,w), stride, pads, dilation, groups, bias)

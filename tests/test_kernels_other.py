@@ -3,11 +3,11 @@ references."""
 
 import numpy as np
 import pytest
+import reference as ref
+from conftest import assert_ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference as ref
-from conftest import assert_ref
 from convnetpy.kernels import activation as ka
 from convnetpy.kernels import dropout as kd
 from convnetpy.kernels import linear as kl

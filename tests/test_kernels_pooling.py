@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+import reference as ref
+from conftest import assert_ref
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import reference as ref
-from conftest import assert_ref
 from convnetpy.kernels import padding as kp
 from convnetpy.kernels import pooling as kpool
 from convnetpy.kernels._shape import ShapeError

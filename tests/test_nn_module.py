@@ -3,13 +3,13 @@ initialisation statistics."""
 
 import math
 
+import nets
 import numpy as np
 import pytest
+from conftest import needs_torch
 
 import convnetpy as cp
 import convnetpy.functional as F
-import nets
-from conftest import needs_torch
 from convnetpy import nn
 
 
@@ -54,7 +54,7 @@ def test_state_dict_shares_memory_and_round_trips():
     sd = a.state_dict()
     assert sd["0.weight"].numpy() is a[0].weight.numpy()
     b.load_state_dict(sd)
-    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
         np.testing.assert_array_equal(x.numpy(), y.numpy())
     # loading copies in place: the optimizer's references stay valid
     ref = b[0].weight

@@ -1,13 +1,13 @@
 """Live parity with PyTorch (runs when torch is importable): layers with copied weights,
 forward and backward; whole networks; optimizer steps; LR schedules."""
 
+import nets
 import numpy as np
 import pytest
+from conftest import HAVE_TORCH, assert_ref, needs_torch, rel_fro
 
 import convnetpy as cp
 import convnetpy.functional as F
-import nets
-from conftest import HAVE_TORCH, assert_ref, needs_torch, rel_fro
 from convnetpy import nn, optim
 
 pytestmark = [needs_torch, pytest.mark.torch]

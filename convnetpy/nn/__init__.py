@@ -13,7 +13,8 @@ from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
-    "functional", "init", "Module", "Parameter", "StateDictError", "Sequential", "ModuleList", "ModuleDict",
+    "functional", "init", "Module", "Parameter", "StateDictError", "Sequential", "ModuleList",
+    "ModuleDict",
     "Identity", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
     "BatchNorm1d", "BatchNorm2d", "Dropout", "CrossEntropyLoss", "NLLLoss", "MSELoss",
