@@ -8,7 +8,21 @@ from typing import Any, Iterable, Iterator
 from .module import Module
 
 
-class Sequential(Module):
+class _Indexed(Module):
+    """Children registered as "0", "1", ...: length, iteration and append."""
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module):
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class Sequential(_Indexed):
     """Modules applied in order; children are named "0", "1", ... (or by an OrderedDict).
 
     >>> from convnetpy import nn
@@ -26,12 +40,6 @@ class Sequential(Module):
             for i, m in enumerate(args):
                 self.add_module(str(i), m)
 
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
     def __getitem__(self, idx):
         if isinstance(idx, slice):
             return Sequential(OrderedDict(list(self._modules.items())[idx]))
@@ -40,17 +48,13 @@ class Sequential(Module):
             raise IndexError(f"index {idx} is out of range for a Sequential of {len(keys)}")
         return self._modules[keys[idx]]
 
-    def append(self, module: Module) -> Sequential:
-        self.add_module(str(len(self)), module)
-        return self
-
     def forward(self, x: Any) -> Any:
         for m in self._modules.values():
             x = m(x)
         return x
 
 
-class ModuleList(Module):
+class ModuleList(_Indexed):
     """A list of modules, registered as "0", "1", ..."""
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
@@ -58,20 +62,10 @@ class ModuleList(Module):
         for m in modules or ():
             self.append(m)
 
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
     def __getitem__(self, idx):
         if isinstance(idx, slice):
             return ModuleList(list(self._modules.values())[idx])
         return list(self._modules.values())[idx]
-
-    def append(self, module: Module) -> ModuleList:
-        self.add_module(str(len(self)), module)
-        return self
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
         for m in modules:

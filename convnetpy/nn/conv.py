@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
-
-import numpy as np
 
 from .. import functional as F
 from ..kernels._shape import pair, resolve_conv_padding
 from . import init
-from .module import Module, Parameter
+from .module import Module
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -54,22 +51,12 @@ class Conv2d(Module):
         self.padding_mode = padding_mode
         # validates 'same' with stride > 1 and unknown strings now, not at the first forward
         self._pads = resolve_conv_padding(padding, self.kernel_size, self.stride, self.dilation)
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
-        shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = Parameter(np.empty(shape, dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        self._create_weight_bias((out_channels, in_channels // groups) + self.kernel_size,
+                                 bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        init.default_weight_bias_(self.weight, self.bias)
 
     def forward(self, x):
         if self.padding_mode == "zeros":

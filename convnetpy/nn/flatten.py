@@ -1,13 +1,4 @@
-"""Flatten: merge axes start_dim..end_dim (by default all but the batch axis).
-
-Shape:
-    (N, C, H, W) -> (N, C*H*W)
-
->>> import convnetpy as cp
->>> from convnetpy import nn
->>> nn.Flatten()(cp.zeros(2, 20, 4, 4)).shape
-(2, 320)
-"""
+"""Flatten (the layer between the convolutional features and the classifier)."""
 
 from __future__ import annotations
 

@@ -114,6 +114,17 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
     return uniform_(tensor, -bound, bound)
 
 
+def default_weight_bias_(weight: Tensor, bias: Tensor | None) -> None:
+    """PyTorch's default initialisation of Linear and Conv layers: kaiming_uniform_ with
+    a=sqrt(5) on the weight (i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))), and the same bound on
+    the bias."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        uniform_(bias, -bound, bound)
+
+
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu") -> Tensor:
     fan = _fan(tensor, mode)

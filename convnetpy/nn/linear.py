@@ -10,16 +10,13 @@ Shape:
 
 from __future__ import annotations
 
-import math
 from typing import Any
-
-import numpy as np
 
 from .. import functional as F
 from ..kernels._shape import ShapeError
 from ..tensor import Tensor
 from . import init
-from .module import Module, Parameter
+from .module import Module
 
 
 class Identity(Module):
@@ -58,19 +55,11 @@ class Linear(Module):
                  device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        self._create_weight_bias((self.out_features, self.in_features), bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_weight_bias_(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim == 0 or x.shape[-1] != self.in_features:

@@ -137,6 +137,15 @@ class Module:
 
     register_module = add_module
 
+    def _create_weight_bias(self, weight_shape: tuple[int, ...], bias: bool, dtype: Any) -> None:
+        """Register ``weight`` (uninitialised) and ``bias`` (or None) as Linear/Conv do."""
+        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        self.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(weight_shape[0], dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+
     # ----- traversal -----
     def named_modules(self, memo: set | None = None, prefix: str = "",
                       remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
