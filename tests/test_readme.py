@@ -19,4 +19,5 @@ def test_readme_python_blocks_run():
     text = out.getvalue()
     assert "tensor([[2., 4.]," in text
     assert "22466" in text
+    assert "(2, 32, 16, 16)" in text and "['conv1.weight', 'bn1.weight', 'bn1.bias']" in text
     assert "If it follows a Flatten, the flattened size is 4096: use in_features=4096." in text
