@@ -5,12 +5,32 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import Function, unbroadcast
+from .kernels._shape import ShapeError
+
+
+def _broadcast(op: str, fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Apply a binary NumPy op; shapes that do not broadcast get an explanation (the usual
+    case is a residual add whose shortcut was not projected)."""
+    try:
+        return fn(a, b)
+    except ValueError:
+        if np.ndim(a) == np.ndim(b) == 4 and a.shape[0] == b.shape[0]:
+            big, small = (a.shape, b.shape) if a.shape[2] >= b.shape[2] else (b.shape, a.shape)
+            stride = big[2] // small[2] if small[2] and big[2] % small[2] == 0 else None
+            fix = (f" A residual add needs equal shapes: project the shortcut with "
+                   f"Conv2d({big[1]}, {small[1]}, kernel_size=1"
+                   + (f", stride={stride})" if stride and stride > 1 else ")")
+                   + " (and a BatchNorm2d), or fix the block's stride/channels.")
+        else:
+            fix = ""
+        raise ShapeError(op, f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast."
+                             + fix) from None
 
 
 class Add(Function):
     def forward(self, a, b):
         self.shapes = (a.shape, b.shape)
-        return a + b
+        return _broadcast("add", np.add, a, b)
 
     def backward(self, g):
         return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
@@ -19,7 +39,7 @@ class Add(Function):
 class Sub(Function):
     def forward(self, a, b):
         self.shapes = (a.shape, b.shape)
-        return a - b
+        return _broadcast("sub", np.subtract, a, b)
 
     def backward(self, g):
         return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
@@ -28,7 +48,7 @@ class Sub(Function):
 class Mul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a * b
+        return _broadcast("mul", np.multiply, a, b)
 
     def backward(self, g):
         da = unbroadcast(g * self.b, self.a.shape) if self.needs[0] else None
@@ -39,7 +59,7 @@ class Mul(Function):
 class Div(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a / b
+        return _broadcast("div", np.divide, a, b)
 
     def backward(self, g):
         da = unbroadcast(g / self.b, self.a.shape) if self.needs[0] else None
@@ -251,10 +271,15 @@ class Cat(Function):
         first = arrays[0].shape
         for i, a in enumerate(arrays[1:], 1):
             if a.ndim != nd or a.shape[:d] + a.shape[d + 1:] != first[:d] + first[d + 1:]:
-                raise ValueError(
-                    f"cat(dim={dim}): sizes must match except along dim {dim}; tensor 0 has "
-                    f"shape {arrays[0].shape}, tensor {i} has shape {a.shape}"
-                )
+                hint = ""
+                if nd == 4 and d == 1:
+                    hint = (f". Branches concatenated on channels must keep the same spatial "
+                            f"size: got {first[2]}x{first[3]} and {a.shape[2]}x{a.shape[3]}; "
+                            "give each KxK branch padding=(K-1)//2 and stride 1 (or pool "
+                            "with padding=1, stride=1)")
+                raise ShapeError(
+                    "cat", f"dim={dim}: sizes must match except along dim {dim}; tensor 0 has "
+                    f"shape {tuple(first)}, tensor {i} has shape {tuple(a.shape)}{hint}")
         self.dim = d
         self.splits = np.cumsum([a.shape[d] for a in arrays])[:-1]
         return np.concatenate(arrays, axis=d)

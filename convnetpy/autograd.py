@@ -63,6 +63,20 @@ class enable_grad(_GradMode):
     mode = True
 
 
+def current_tracer() -> Any:
+    """The active shape tracer (see ``convnetpy.analysis``), or None."""
+    return getattr(_state, "tracer", None)
+
+
+def set_tracer(tracer: Any) -> Any:
+    """Install ``tracer`` (or None); returns the previous one. While a tracer is active,
+    Functions that define ``meta`` compute only their output shape (no convolution runs),
+    and every Function call is reported to ``tracer.record(ctx, args, kwargs, result)``."""
+    prev = current_tracer()
+    _state.tracer = tracer
+    return prev
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` down to ``shape``, undoing NumPy broadcasting.
 
@@ -114,12 +128,18 @@ class Function:
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         ctx.needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         track = is_grad_enabled() and any(ctx.needs)
-        out = ctx.forward(*arrays, **kwargs)
+        tracer = getattr(_state, "tracer", None)
+        if tracer is not None and hasattr(ctx, "meta"):
+            out = ctx.meta(*arrays, **kwargs)
+        else:
+            out = ctx.forward(*arrays, **kwargs)
         result = Tensor._from_array(out, requires_grad=track)
         if track:
             ctx.parents = tuple(a if isinstance(a, Tensor) and a.requires_grad else None
                                 for a in args)
             result._ctx = ctx
+        if tracer is not None:
+            tracer.record(ctx, args, kwargs, result)
         return result, ctx
 
     def __repr__(self) -> str:

@@ -56,8 +56,70 @@ def demo(steps: int = 40, seed: int = 0) -> int:
     return 0 if acc > 0.9 else 1
 
 
+def _load_model(spec: str, num_classes: int | None):
+    """A zoo name, or ``path/to/file.py:factory`` (a function or class returning a Module)."""
+    import importlib.util
+    from pathlib import Path
+
+    from . import models
+    from .nn import Module
+
+    if ":" not in spec:
+        return models.get(spec, num_classes=num_classes), models.default_input_size(spec)
+    path, _, attr = spec.rpartition(":")
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"no such file: {path} (MODEL is a zoo name or path/to/file.py:factory)")
+    mod_spec = importlib.util.spec_from_file_location(file.stem, file)
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    if not hasattr(module, attr):
+        raise ValueError(f"{path} has no attribute {attr!r}")
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    model = getattr(module, attr)(**kwargs)
+    if not isinstance(model, Module):
+        raise ValueError(f"{spec} returned {type(model).__name__}, not a convnetpy Module")
+    return model, None
+
+
+def _parse_input(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        vals = ()
+    if len(vals) != 3 or min(vals) < 1:
+        raise ValueError(f"--input must be CxHxW like 3x224x224, got {text!r}")
+    return vals
+
+
+def cmd_summary(args) -> int:
+    from .analysis import summary
+
+    model, default = _load_model(args.model, args.num_classes)
+    chw = _parse_input(args.input) if args.input else default
+    if chw is None:
+        raise ValueError("--input CxHxW is required for a model loaded from a file")
+    s = summary(model, (args.batch,) + tuple(chw), optimizer=args.optimizer)
+    print({"text": s.to_text, "md": s.to_markdown, "csv": s.to_csv,
+           "json": s.to_json}[args.format]())
+    return 0
+
+
+def cmd_calc(args) -> int:
+    from .analysis import conv_calc, parse_volume, pool_calc
+
+    w, h, d = parse_volume(args.input)
+    if args.layer == "conv":
+        res = conv_calc(w, h, d, args.filters, args.kernel, args.stride or 1, args.pad)
+    else:
+        res = pool_calc(w, h, d, args.kernel, args.stride, args.pad)
+    print(res.text)
+    return 0 if res.fits else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import __version__
+    from .kernels._shape import ShapeError
 
     parser = argparse.ArgumentParser(
         prog="convnetpy",
@@ -68,11 +130,49 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="train a small CNN on a synthetic task (a smoke test)")
     p_demo.add_argument("--steps", type=int, default=40, help="training steps (default 40)")
     p_demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p_sum = sub.add_parser("summary", help="per-layer shapes, formulas, parameters, MACs, "
+                                           "memory and receptive fields of a model")
+    p_sum.add_argument("model", help="a zoo name (see --list) or path/to/file.py:factory")
+    p_sum.add_argument("--input", help="CxHxW, e.g. 3x224x224 (default: the zoo model's)")
+    p_sum.add_argument("--batch", type=int, default=1, help="batch size N (default 1)")
+    p_sum.add_argument("--format", choices=["text", "md", "csv", "json"], default="text")
+    p_sum.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="sgd",
+                       help="optimizer state in the training-memory estimate")
+    p_sum.add_argument("--num-classes", type=int, default=None)
+    p_calc = sub.add_parser("calc", help="output volume and parameters of one CONV or POOL "
+                                         "layer, with the arithmetic (exit 1 if it does not fit)")
+    p_calc.add_argument("layer", choices=["conv", "pool"])
+    p_calc.add_argument("--input", required=True, help="W1xH1xD1, e.g. 32x32x3")
+    p_calc.add_argument("--filters", type=int, help="K, the number of filters (conv)")
+    p_calc.add_argument("--kernel", type=int, required=True, help="F, the filter size")
+    p_calc.add_argument("--stride", type=int, default=None,
+                        help="S (default 1 for conv, F for pool)")
+    p_calc.add_argument("--pad", type=int, default=0, help="P, zero-padding (default 0)")
+    sub.add_parser("models", help="list the model zoo")
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        if args.steps < 1:
-            parser.error("--steps must be at least 1")
-        return demo(args.steps, args.seed)
+    try:
+        if args.command == "demo":
+            if args.steps < 1:
+                parser.error("--steps must be at least 1")
+            return demo(args.steps, args.seed)
+        if args.command == "summary":
+            if args.batch < 1:
+                parser.error("--batch must be at least 1")
+            return cmd_summary(args)
+        if args.command == "calc":
+            if args.layer == "conv" and args.filters is None:
+                parser.error("calc conv needs --filters K")
+            return cmd_calc(args)
+        if args.command == "models":
+            from . import models
+
+            for name in models.list_models():
+                c, h, w = models.default_input_size(name)
+                print(f"{name:18s} {f'{c}x{h}x{w}':10s} {models.describe(name)}")
+            return 0
+    except (ShapeError, ValueError) as e:
+        print(f"convnetpy {args.command}: error: {e}", file=sys.stderr)
+        return 2
     parser.print_help()
     return 0
 

@@ -32,10 +32,15 @@ from .tensor import Tensor, cat, stack  # noqa: F401  (re-exported for convenien
 
 
 # ---------------------------------------------------------------- Functions (kernel pairs)
+# ``meta`` computes only the output (zeros of the right shape): the summary's shape pass
 class _Conv2d(Function):
     def forward(self, x, w, b, **kw):
         out, self.cache = kc.conv2d_forward(x, w, b, **kw)
         return out
+
+    def meta(self, x, w, b, **kw):
+        return np.zeros(kc.conv2d_output_shape(x.shape, w.shape, None if b is None
+                                               else b.shape, **kw), dtype=x.dtype)
 
     def backward(self, g):
         return kc.conv2d_backward(g, self.cache, self.needs)
@@ -55,6 +60,12 @@ class _MaxPool2d(Function):
         out, self.cache = kpool.max_pool2d_forward(x, **kw)
         return out
 
+    def meta(self, x, kernel, stride, padding, dilation, ceil_mode):
+        shape = kpool.pool2d_output_shape("max_pool2d", x.shape, kernel, stride, padding,
+                                          dilation, ceil_mode)
+        self.cache = (np.zeros(shape, dtype=np.int64),)
+        return np.zeros(shape, dtype=x.dtype)
+
     def backward(self, g):
         return (kpool.max_pool2d_backward(g, self.cache),)
 
@@ -63,6 +74,10 @@ class _AvgPool2d(Function):
     def forward(self, x, **kw):
         out, self.cache = kpool.avg_pool2d_forward(x, **kw)
         return out
+
+    def meta(self, x, kernel, stride, padding, ceil_mode, **_):
+        return np.zeros(kpool.pool2d_output_shape("avg_pool2d", x.shape, kernel, stride,
+                                                  padding, (1, 1), ceil_mode), dtype=x.dtype)
 
     def backward(self, g):
         return (kpool.avg_pool2d_backward(g, self.cache),)
@@ -78,6 +93,10 @@ class _AdaptiveAvgPool2d(Function):
             out, self.cache = kpool.adaptive_avg_pool2d_forward(x, output_size)
         return out
 
+    def meta(self, x, output_size=(1, 1)):
+        shape = kpool.adaptive_output_shape("adaptive_avg_pool2d", x.shape, output_size)
+        return np.zeros(shape, dtype=x.dtype)
+
     def backward(self, g):
         if self.kind == "global":
             return (kpool.global_avg_pool2d_backward(g, self.cache),)
@@ -89,6 +108,11 @@ class _AdaptiveMaxPool2d(Function):
         out, self.cache = kpool.adaptive_max_pool2d_forward(x, output_size)
         return out
 
+    def meta(self, x, output_size=(1, 1)):
+        shape = kpool.adaptive_output_shape("adaptive_max_pool2d", x.shape, output_size)
+        self.cache = (np.zeros(shape, dtype=np.int64),)
+        return np.zeros(shape, dtype=x.dtype)
+
     def backward(self, g):
         return (kpool.adaptive_max_pool2d_backward(g, self.cache),)
 
@@ -97,6 +121,10 @@ class _Linear(Function):
     def forward(self, x, w, b):
         out, self.cache = kl.linear_forward(x, w, b)
         return out
+
+    def meta(self, x, w, b):
+        return np.zeros(kl.linear_output_shape(x.shape, w.shape, None if b is None else b.shape),
+                        dtype=x.dtype)
 
     def backward(self, g):
         return kl.linear_backward(g, self.cache, self.needs)

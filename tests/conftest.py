@@ -25,3 +25,28 @@ def assert_ref(actual, ref, tol=1e-10, what=""):
 def rel_fro(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--regen-golden", action="store_true",
+                     help="rewrite tests/golden/*.txt from the current output (then review "
+                          "the diff)")
+
+
+@pytest.fixture
+def golden(request):
+    """golden(name, text): compare text with tests/golden/<name>, or rewrite it when pytest
+    runs with --regen-golden."""
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "golden"
+
+    def check(name, text):
+        path = folder / name
+        if request.config.getoption("--regen-golden"):
+            folder.mkdir(exist_ok=True)
+            path.write_text(text)
+        assert path.exists(), f"{path} is missing: run pytest --regen-golden and review it"
+        assert text == path.read_text(), f"{name} differs from the golden file"
+
+    return check

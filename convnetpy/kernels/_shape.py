@@ -126,10 +126,64 @@ def check_conv_axis(
             op,
             f"output {axis} {conv_size_formula(size, kernel, stride, padding, dilation)} is not "
             f"positive: the (dilated) kernel {axis} {span} is larger than the padded input "
-            f"{axis} {padded} ({size} + padding {padding[0] + padding[1]}). Use a smaller "
-            f"kernel, more padding, or a larger input.",
+            f"{axis} {padded} ({size} + padding {padding[0] + padding[1]}). "
+            + _fit_fixes(axis, size, kernel, padding[0] + padding[1], dilation),
         )
     return out
+
+
+def _fit_fixes(axis: str, size: int, kernel: int, pad_total: int, dilation: int) -> str:
+    """Concrete settings under which a window fits the input."""
+    span = dilation * (kernel - 1) + 1
+    fixes = [f"padding={-(-(span - size) // 2)}"]
+    kmax = (size + pad_total - 1) // dilation + 1
+    if kmax >= 1:
+        fixes.append(f"kernel_size={kmax}" + (" (or smaller)" if kmax > 1 else ""))
+    fixes.append(f"an input {axis} of at least {span - pad_total}")
+    return "Use " + ", ".join(fixes[:-1]) + f" or {fixes[-1]}."
+
+
+def inexact_note(
+    axis: str, size: int, kernel: int, stride: int, padding: tuple[int, int], dilation: int = 1,
+) -> str | None:
+    """None when the windows cover the padded input exactly; otherwise how many border
+    pixels are dropped (the engine floors, as PyTorch) and settings that cover it exactly.
+
+    >>> inexact_note("width", 10, 3, 2, (0, 0))
+    'output width (10 + 2*0 - 3)/2 + 1 = 4.5 is not an integer; the last 1 column of the \
+input is dropped. Use kernel_size=2 or 4, stride=1 or padding=(0, 1) to cover it exactly.'
+    """
+    span = dilation * (kernel - 1) + 1
+    rem = (size + padding[0] + padding[1] - span) % stride
+    if rem == 0 or size + padding[0] + padding[1] < span:
+        return None
+    unit = "row" if axis == "height" else "column"
+    lost = max(rem - padding[1], 0)  # the leftover may be only right/bottom padding
+    if lost == 0:
+        return (f"output {axis} {conv_size_formula(size, kernel, stride, padding, dilation)} "
+                f"is not an integer; only the last {rem} padding {unit}{'s' if rem > 1 else ''} "
+                f"{'are' if rem > 1 else 'is'} unused, no input pixel is dropped (padding="
+                f"({padding[0]}, {padding[1] - rem}) would cover it exactly).")
+    fixes = []
+    excess = size + padding[0] + padding[1] - span
+    ks = [k for k in (kernel - 1, kernel + 1, kernel - 2, kernel + 2) if k >= 1
+          and dilation * (k - 1) + 1 <= size + padding[0] + padding[1]
+          and (size + padding[0] + padding[1] - dilation * (k - 1) - 1) % stride == 0]
+    if ks:
+        fixes.append("kernel_size=" + " or ".join(str(k) for k in sorted(ks[:2])))
+    best_stride = max(s for s in range(1, stride) if excess % s == 0)
+    fixes.append(f"stride={best_stride}")
+    extra = stride - rem  # pixels of padding to add so the last window fits
+    sym = [p for p in range(padding[0] + 1, padding[0] + stride + 1)
+           if (size + 2 * p - span) % stride == 0]
+    if sym and padding[0] == padding[1]:
+        fixes.append(f"padding={sym[0]}")
+    else:
+        fixes.append(f"padding=({padding[0]}, {padding[1] + extra})")
+    return (f"output {axis} {conv_size_formula(size, kernel, stride, padding, dilation)} is not "
+            f"an integer; the last {lost} {unit}{'s' if lost > 1 else ''} of the input "
+            f"{'are' if lost > 1 else 'is'} dropped. Use {', '.join(fixes[:-1])} or {fixes[-1]} "
+            "to cover it exactly.")
 
 
 def pool_out_size(
@@ -167,8 +221,8 @@ def check_pool_axis(
         raise ShapeError(
             op,
             f"output {axis} {formula} is too small: the window {axis} {span} is larger than "
-            f"the padded input {axis} {size + 2 * padding}. Use a smaller kernel or a larger "
-            "input.",
+            f"the padded input {axis} {size + 2 * padding}. "
+            + _fit_fixes(axis, size, kernel, 2 * padding, dilation),
         )
     return out
 
@@ -220,5 +274,5 @@ def is_exact(size: int, kernel: int, stride: int, padding: int, dilation: int = 
 __all__ = [
     "ShapeError", "pair", "same_padding", "conv_out_size", "conv_size_formula",
     "check_conv_axis", "pool_out_size", "check_pool_axis", "adaptive_bins",
-    "resolve_conv_padding", "is_exact",
+    "resolve_conv_padding", "is_exact", "inexact_note",
 ]

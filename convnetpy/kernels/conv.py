@@ -28,27 +28,41 @@ from ._shape import ShapeError, check_conv_axis
 Pad2 = tuple[tuple[int, int], tuple[int, int]]
 
 
-def _check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, groups: int) -> None:
-    if x.ndim != 4:
-        raise ShapeError("conv2d", f"expected a 4-D input (N, C_in, H, W), got shape {x.shape}")
-    if w.ndim != 4:
+def conv2d_output_shape(
+    xshape: tuple[int, ...],
+    wshape: tuple[int, ...],
+    bshape: tuple[int, ...] | None = None,
+    stride: tuple[int, int] = (1, 1),
+    padding: Pad2 = ((0, 0), (0, 0)),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+) -> tuple[int, int, int, int]:
+    """Validate a convolution's shapes and return its output shape (N, C_out, H_out, W_out).
+
+    >>> conv2d_output_shape((1, 3, 227, 227), (96, 3, 11, 11), stride=(4, 4))
+    (1, 96, 55, 55)
+    """
+    if len(xshape) != 4:
+        raise ShapeError("conv2d", f"expected a 4-D input (N, C_in, H, W), got shape {xshape}")
+    if len(wshape) != 4:
         raise ShapeError(
-            "conv2d", f"expected a 4-D weight (C_out, C_in/groups, KH, KW), got {w.shape}"
+            "conv2d", f"expected a 4-D weight (C_out, C_in/groups, KH, KW), got {wshape}"
         )
-    o, cg = w.shape[:2]
+    o, cg, kh, kw = wshape
     if groups < 1 or o % groups:
-        raise ShapeError(
-            "conv2d", f"out_channels {o} must be divisible by groups {groups}"
-        )
-    if x.shape[1] != cg * groups:
+        raise ShapeError("conv2d", f"out_channels {o} must be divisible by groups {groups}")
+    if xshape[1] != cg * groups:
         raise ShapeError(
             "conv2d",
-            f"expected input of shape (N, {cg * groups}, H, W) (weight {tuple(w.shape)}, "
-            f"groups={groups}), got {tuple(x.shape)}: the input has {x.shape[1]} channels, "
+            f"expected input of shape (N, {cg * groups}, H, W) (weight {tuple(wshape)}, "
+            f"groups={groups}), got {tuple(xshape)}: the input has {xshape[1]} channels, "
             f"the layer expects in_channels={cg * groups}",
         )
-    if b is not None and b.shape != (o,):
-        raise ShapeError("conv2d", f"expected bias of shape ({o},), got {tuple(b.shape)}")
+    if bshape is not None and tuple(bshape) != (o,):
+        raise ShapeError("conv2d", f"expected bias of shape ({o},), got {tuple(bshape)}")
+    oh = check_conv_axis("conv2d", "height", xshape[2], kh, stride[0], padding[0], dilation[0])
+    ow = check_conv_axis("conv2d", "width", xshape[3], kw, stride[1], padding[1], dilation[1])
+    return xshape[0], o, oh, ow
 
 
 def conv2d_forward(
@@ -61,14 +75,12 @@ def conv2d_forward(
     groups: int = 1,
 ) -> tuple[np.ndarray, tuple]:
     """Convolve ``x`` with ``w`` (zero padding given per side); returns (out, cache)."""
-    _check(x, w, b, groups)
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
+    n, o, oh, ow = conv2d_output_shape(x.shape, w.shape, None if b is None else b.shape,
+                                       stride, padding, dilation, groups)
+    cg, kh, kw = w.shape[1:]
     (pt, pb), (pl, pr) = padding
     sh, sw = stride
     dh, dw = dilation
-    oh = check_conv_axis("conv2d", "height", h, kh, sh, (pt, pb), dh)
-    ow = check_conv_axis("conv2d", "width", wd, kw, sw, (pl, pr), dw)
     g, og = groups, o // groups
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))) if pt or pb or pl or pr else x
     s_n, s_c, s_h, s_w = xp.strides

@@ -17,20 +17,27 @@ import numpy as np
 from ._shape import ShapeError
 
 
+def linear_output_shape(xshape: tuple[int, ...], wshape: tuple[int, ...],
+                        bshape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """Validate a linear layer's shapes and return its output shape (*, out_features)."""
+    if len(wshape) != 2:
+        raise ShapeError("linear", f"expected a 2-D weight (out, in), got {tuple(wshape)}")
+    if len(xshape) < 1 or xshape[-1] != wshape[1]:
+        got = xshape[-1] if xshape else "a scalar"
+        raise ShapeError(
+            "linear",
+            f"expected input (*, {wshape[1]}) (in_features={wshape[1]}), got shape "
+            f"{tuple(xshape)} with {got} features in the last axis",
+        )
+    if bshape is not None and tuple(bshape) != (wshape[0],):
+        raise ShapeError("linear", f"expected bias of shape ({wshape[0]},), got {bshape}")
+    return tuple(xshape[:-1]) + (wshape[0],)
+
+
 def linear_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None
 ) -> tuple[np.ndarray, tuple]:
-    if w.ndim != 2:
-        raise ShapeError("linear", f"expected a 2-D weight (out, in), got {tuple(w.shape)}")
-    if x.ndim < 1 or x.shape[-1] != w.shape[1]:
-        got = x.shape[-1] if x.ndim else "a scalar"
-        raise ShapeError(
-            "linear",
-            f"expected input (*, {w.shape[1]}) (in_features={w.shape[1]}), got shape "
-            f"{tuple(x.shape)} with {got} features in the last axis",
-        )
-    if b is not None and b.shape != (w.shape[0],):
-        raise ShapeError("linear", f"expected bias of shape ({w.shape[0]},), got {b.shape}")
+    linear_output_shape(x.shape, w.shape, None if b is None else b.shape)
     # (*, in) @ (in, out) -> (*, out)
     out = np.matmul(x, w.T)
     if b is not None:

@@ -29,13 +29,30 @@ def _check4d(op: str, x: np.ndarray) -> None:
         raise ShapeError(op, f"expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
 
 
+def pool2d_output_shape(
+    op: str, xshape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+    padding: tuple[int, int] = (0, 0), dilation: tuple[int, int] = (1, 1),
+    ceil_mode: bool = False,
+) -> tuple[int, int, int, int]:
+    """Validate a fixed-window pooling and return its output shape (N, C, H_out, W_out).
+
+    >>> pool2d_output_shape("max_pool2d", (1, 64, 224, 224), (2, 2), (2, 2))
+    (1, 64, 112, 112)
+    """
+    if len(xshape) != 4:
+        raise ShapeError(op, f"expected a 4-D input (N, C, H, W), got shape {tuple(xshape)}")
+    oh = check_pool_axis(op, "height", xshape[2], kernel[0], stride[0], padding[0],
+                         dilation[0], ceil_mode)
+    ow = check_pool_axis(op, "width", xshape[3], kernel[1], stride[1], padding[1],
+                         dilation[1], ceil_mode)
+    return xshape[0], xshape[1], oh, ow
+
+
 def _window_geometry(op, x, kernel, stride, padding, dilation, ceil_mode):
     """Output size and the padded extent the windows need (ceil_mode may need extra)."""
     h, w = x.shape[2:]
-    oh = check_pool_axis(op, "height", h, kernel[0], stride[0], padding[0], dilation[0],
-                         ceil_mode)
-    ow = check_pool_axis(op, "width", w, kernel[1], stride[1], padding[1], dilation[1],
-                         ceil_mode)
+    _, _, oh, ow = pool2d_output_shape(op, x.shape, kernel, stride, padding, dilation,
+                                       ceil_mode)
     need_h = (oh - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1
     need_w = (ow - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1
     # pad before by P; pad after enough for the last window (P, or more in ceil_mode)
@@ -60,7 +77,6 @@ def max_pool2d_forward(
 ) -> tuple[np.ndarray, tuple]:
     """Max pooling with -inf padding; returns (out, cache). ``cache[0]`` holds the flat
     ``h * W + w`` index of each maximum in the unpadded input (PyTorch's return_indices)."""
-    _check4d("max_pool2d", x)
     n, c, h, w = x.shape
     oh, ow, pads = _window_geometry("max_pool2d", x, kernel, stride, padding, dilation,
                                     ceil_mode)
@@ -124,7 +140,6 @@ def avg_pool2d_forward(
     divisor_override: int | None = None,
 ) -> tuple[np.ndarray, tuple]:
     """Average pooling with zero padding; returns (out, cache)."""
-    _check4d("avg_pool2d", x)
     if divisor_override is not None and divisor_override == 0:
         raise ValueError("divisor_override must be non-zero")
     h, w = x.shape[2:]
@@ -158,12 +173,16 @@ def avg_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     return np.ascontiguousarray(dxp[:, :, padding[0]: padding[0] + h, padding[1]: padding[1] + w])
 
 
-def _check_adaptive(op: str, x: np.ndarray, out: tuple[int, int]) -> None:
-    _check4d(op, x)
+def adaptive_output_shape(op: str, xshape: tuple[int, ...],
+                          out: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Validate an adaptive pooling and return its output shape (N, C, OH, OW)."""
+    if len(xshape) != 4:
+        raise ShapeError(op, f"expected a 4-D input (N, C, H, W), got shape {tuple(xshape)}")
     if min(out) < 1:
         raise ValueError(f"{op}: output_size must be positive, got {out}")
-    if min(x.shape[2:]) < 1:
-        raise ShapeError(op, f"input has an empty spatial size: {tuple(x.shape)}")
+    if min(xshape[2:]) < 1:
+        raise ShapeError(op, f"input has an empty spatial size: {tuple(xshape)}")
+    return xshape[0], xshape[1], out[0], out[1]
 
 
 def _bin_matrix(size: int, out: int, dtype) -> np.ndarray:
@@ -180,7 +199,7 @@ def adaptive_avg_pool2d_forward(x: np.ndarray, output_size: tuple[int, int]):
     Each bin average is a row of a (out, in) averaging matrix per axis, so the whole pool is
     two small matrix products: (OH, H) x (N, C, H, W) x (W, OW) -> (N, C, OH, OW).
     """
-    _check_adaptive("adaptive_avg_pool2d", x, output_size)
+    adaptive_output_shape("adaptive_avg_pool2d", x.shape, output_size)
     ah = _bin_matrix(x.shape[2], output_size[0], x.dtype)
     aw = _bin_matrix(x.shape[3], output_size[1], x.dtype)
     out = np.matmul(np.matmul(ah, x), aw.T)
@@ -198,7 +217,7 @@ def adaptive_max_pool2d_forward(x: np.ndarray, output_size: tuple[int, int]):
     Bins of unequal length are gathered into a common (OH, KH_max, OW, KW_max) grid whose
     unused cells hold -inf, then reduced with one argmax (first maximum in row-major order).
     """
-    _check_adaptive("adaptive_max_pool2d", x, output_size)
+    adaptive_output_shape("adaptive_max_pool2d", x.shape, output_size)
     n, c, h, w = x.shape
     grids = []
     for size, out in ((h, output_size[0]), (w, output_size[1])):

@@ -53,12 +53,19 @@ def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
     return tensor
 
 
+def _draw_dtype(tensor: Tensor):
+    # draw in float32 for float32 tensors: no float64 temporary the size of a VGG layer
+    return np.float64 if tensor.dtype == np.float64 else np.float32
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(tensor, default_generator().uniform(a, b, tensor.shape))
+    u = default_generator().random(tensor.shape, dtype=_draw_dtype(tensor))
+    return _fill(tensor, u * (b - a) + a)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(tensor, default_generator().normal(mean, std, tensor.shape))
+    z = default_generator().standard_normal(tensor.shape, dtype=_draw_dtype(tensor))
+    return _fill(tensor, z * std + mean)
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,

@@ -1,0 +1,193 @@
+"""The shape-only pass behind ``summary`` and ``check``.
+
+The model runs once in evaluation mode under a tracer: convolutions, linear layers and
+pooling compute only their output shape (zeros of that shape), every other op runs on those
+zeros at batch size 1, and each Function call is recorded against the innermost module that
+is executing. Each traced tensor carries its receptive field (size, jump, start per axis),
+combined through residual adds and concatenations, and the 1x1 convolution that fed it, if
+any, so that a following KxK convolution can report what the reduction saved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..autograd import no_grad, set_tracer
+from ..kernels._shape import conv_size_formula, inexact_note
+from ..nn.module import Module
+from ..tensor import Tensor
+
+# a receptive field: per axis (height, width): size, jump (stride in input pixels), start
+# (centre of the first unit, in input pixel coordinates)
+RF = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
+INPUT_RF: RF = ((1, 1), (1, 1), (0.5, 0.5))
+VIEWS = {"Reshape", "Permute"}  # ops whose output shares the input's memory
+# element-wise layers through which "this tensor came from that 1x1 conv" still holds
+LINEAGE = {"ReLU", "LeakyReLU", "BatchNorm", "Dropout", "Sigmoid", "Tanh"}
+
+
+@dataclass
+class Row:
+    path: str
+    module: Module
+    depth: int
+    calls: int = 0
+    out_shape: tuple | None = None
+    macs: int = 0
+    act_elems: int = 0
+    formula: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rf: RF | None = None
+    conv: dict | None = None  # conv-vs-dense numbers for a Conv2d row
+
+
+def _rf_window(rf: RF, kernel, stride, pad_before, dilation) -> RF:
+    size, jump, start = rf
+    out = []
+    for ax in range(2):
+        k = dilation[ax] * (kernel[ax] - 1) + 1
+        out.append((size[ax] + (k - 1) * jump[ax], jump[ax] * stride[ax],
+                    start[ax] + ((k - 1) / 2 - pad_before[ax]) * jump[ax]))
+    return tuple(zip(*out))  # type: ignore[return-value]
+
+
+class Tracer:
+    def __init__(self, model: Module) -> None:
+        self.model = model
+        self.rows: dict[str, Row] = {}
+        self.stack: list[Row] = []
+        self.names = {}
+        for name, m in model.named_modules():
+            self.names.setdefault(id(m), name)
+
+    # ----- module hooks -----
+    def pre(self, module: Module, inputs: tuple) -> None:
+        path = self.names.get(id(module), "?")
+        row = self.rows.get(path)
+        if row is None:
+            depth = 0 if path == "" else path.count(".") + 1
+            row = self.rows[path] = Row(path, module, depth)
+        row.calls += 1
+        self.stack.append(row)
+
+    def post(self, module: Module, inputs: tuple, output: Any) -> None:
+        row = self.stack.pop()
+        out = output[0] if isinstance(output, tuple) else output
+        if isinstance(out, Tensor):
+            row.out_shape = out.shape
+            row.rf = getattr(out, "_rf", None)
+
+    # ----- op records -----
+    def record(self, ctx: Any, args: tuple, kwargs: dict, result: Tensor) -> None:
+        kind = type(ctx).__name__.lstrip("_")
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        rfs = [getattr(t, "_rf", INPUT_RF) for t in tensors] or [INPUT_RF]
+        rf = max(rfs, key=lambda r: r[0][0] * r[0][1])
+        src = getattr(tensors[0], "_src", None) if kind in LINEAGE and tensors else None
+        row = self.stack[-1] if self.stack else None
+        x = tensors[0].data if tensors else None
+        if kind == "Conv2d":
+            w = args[1].data
+            pads = kwargs["padding"]
+            rf = _rf_window(rf, w.shape[2:], kwargs["stride"], (pads[0][0], pads[1][0]),
+                            kwargs["dilation"])
+            if row is not None:
+                self._conv(row, x, w, result.data, kwargs, getattr(tensors[0], "_src", None))
+            src = row if w.shape[2:] == (1, 1) else None
+        elif kind in ("MaxPool2d", "AvgPool2d"):
+            d = kwargs.get("dilation", (1, 1))
+            rf = _rf_window(rf, kwargs["kernel"], kwargs["stride"], kwargs["padding"], d)
+            if row is not None:
+                self._window_formula(row, x, kwargs["kernel"], kwargs["stride"],
+                                     [(p, p) for p in kwargs["padding"]], d,
+                                     kwargs["ceil_mode"])
+        elif kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
+            ins, outs = x.shape[2:], kwargs["output_size"]
+            k = tuple(-(-i // o) for i, o in zip(ins, outs))
+            s = tuple(max(i // o, 1) for i, o in zip(ins, outs))
+            rf = _rf_window(rf, k, s, (0, 0), (1, 1))
+        elif kind == "Pad":
+            left, _, top, _ = kwargs["pad"]
+            size, jump, start = rf
+            rf = (size, jump, (start[0] - top * jump[0], start[1] - left * jump[1]))
+        elif kind == "Linear":
+            w = args[1].data
+            if row is not None:
+                row.macs += int(np.prod(result.shape[:-1])) * w.shape[0] * w.shape[1]
+        result._rf = rf
+        result._src = src
+        if row is not None and kind not in VIEWS:
+            row.act_elems += int(result.data.size)
+
+    def _window_formula(self, row, x, kernel, stride, pads, dilation, ceil_mode) -> None:
+        for ax, axis in enumerate(("height", "width")):
+            size = x.shape[2 + ax]
+            formula = conv_size_formula(size, kernel[ax], stride[ax], pads[ax], dilation[ax])
+            out = (size + sum(pads[ax]) - dilation[ax] * (kernel[ax] - 1) - 1) // stride[ax] + 1
+            shown = f"{axis[0].upper()}: {formula}"
+            if not formula.endswith(f"= {out}") and not ceil_mode:
+                shown += f" -> {out}"
+            row.formula.append(shown)
+            note = None if ceil_mode else inexact_note(axis, size, kernel[ax], stride[ax],
+                                                       pads[ax], dilation[ax])
+            if note:
+                row.notes.append(note)
+
+    def _conv(self, row: Row, x, w, out, kw, src: Row | None) -> None:
+        n, cout, oh, ow = out.shape
+        cin = x.shape[1]
+        g = kw["groups"]
+        kh, kwid = w.shape[2:]
+        macs = n * cout * oh * ow * (cin // g) * kh * kwid
+        row.macs += macs
+        self._window_formula(row, x, (kh, kwid), kw["stride"], kw["padding"], kw["dilation"],
+                             False)
+        in_elems, out_elems = int(np.prod(x.shape[1:])), cout * oh * ow
+        has_bias = getattr(row.module, "bias", None) is not None
+        row.conv = {
+            "shared_params": int(w.size) + (cout if has_bias else 0),
+            "unshared_params": out_elems * ((cin // g) * kh * kwid + (1 if has_bias else 0)),
+            "dense_params": in_elems * out_elems + (out_elems if has_bias else 0),
+            "macs_per_image": macs // n,
+        }
+        if src is not None and src.conv is not None and (kh, kwid) != (1, 1):
+            red = src.conv.get("reduction")
+            if red is not None:
+                cin_full = red[0]
+                direct = n * cout * oh * ow * (cin_full // g) * kh * kwid
+                saved = direct - macs - src.conv["macs_per_image"] * n
+                src.notes.append(
+                    f"1x1 reduction {red[0]} -> {red[1]} channels: the following "
+                    f"{kh}x{kwid} conv at {row.path or '(model)'} costs {macs:,} MACs per image instead "
+                    f"of {direct:,}; with this layer's own {src.conv['macs_per_image'] * n:,} "
+                    f"that saves {saved:,} MACs")
+        if (kh, kwid) == (1, 1) and cout < cin:
+            row.conv["reduction"] = (cin, cout)
+
+
+def trace(model: Module, input_size: tuple[int, ...], dtype: Any = np.float32) -> Tracer:
+    """Run ``model`` once on zeros of shape (1, *input_size[1:]) in evaluation mode, without
+    computing any convolution; return the tracer with one Row per module called."""
+    tracer = Tracer(model)
+    modes = [(m, m.training) for m in model.modules()]
+    handles = []
+    for m in model.modules():
+        handles.append(m.register_forward_pre_hook(tracer.pre))
+        handles.append(m.register_forward_hook(tracer.post))
+    x = Tensor(np.zeros((1,) + tuple(input_size[1:]), dtype=dtype))
+    x._rf = INPUT_RF
+    prev = set_tracer(tracer)
+    try:
+        model.eval()
+        with no_grad():
+            model(x)
+    finally:
+        set_tracer(prev)
+        for h in handles:
+            h.remove()
+        for m, mode in modes:
+            object.__setattr__(m, "training", mode)
+    return tracer
