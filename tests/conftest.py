@@ -50,3 +50,17 @@ def golden(request):
         assert text == path.read_text(), f"{name} differs from the golden file"
 
     return check
+
+
+_ZOO: dict = {}
+
+
+def zoo(name, **kwargs):
+    """A zoo model built once per session, for tests that only read it (summary, check,
+    state_dict keys): VGG-16 alone has 138M parameters."""
+    from convnetpy import models
+
+    key = (name, tuple(sorted(kwargs.items())))
+    if key not in _ZOO:
+        _ZOO[key] = models.get(name, **kwargs)
+    return _ZOO[key]

@@ -3,7 +3,7 @@ layouts (state_dict keys and shapes of twins written in torch), forward shapes."
 
 import numpy as np
 import pytest
-from conftest import needs_torch
+from conftest import needs_torch, zoo
 
 import convnetpy as cp
 from convnetpy import models
@@ -21,9 +21,9 @@ PUBLISHED = {
 @pytest.mark.parametrize("name", list(PUBLISHED))
 def test_published_params_and_macs(name):
     params, gmacs = PUBLISHED[name]
-    s = cp.summary(models.get(name), (1, 3, 224, 224))
+    s = cp.summary(zoo(name), (1, 3, 224, 224))
     assert s.total_params == params
-    assert sum(p.numel() for p in models.get(name).parameters()) == params
+    assert sum(p.numel() for p in zoo(name).parameters()) == params
     digits = len(str(gmacs).split(".")[1])
     assert round(s.total_macs / 1e9, digits) == gmacs
 
@@ -205,10 +205,10 @@ def torch_twins():
                                   "resnet34", "resnet50"])
 def test_state_dict_keys_match_torchvision_layout(name):
     theirs = torch_twins()[name]().state_dict()
-    ours = models.get(name).state_dict()
+    ours = zoo(name).state_dict()
     assert list(ours) == list(theirs)
     for k in ours:
         assert ours[k].shape == tuple(theirs[k].shape), k
-    n_ours = sum(p.numel() for p in models.get(name).parameters())
+    n_ours = sum(p.numel() for p in zoo(name).parameters())
     assert n_ours == sum(v.numel() for k, v in theirs.items()
                          if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))

@@ -19,5 +19,8 @@ def test_readme_python_blocks_run():
     text = out.getvalue()
     assert "tensor([[2., 4.]," in text
     assert "22466" in text
+    assert "61100840 714188480" in text and "(11, 11) 70470400" in text
+    assert "H: (224 + 2*2 - 11)/4 + 1 = 55.25 -> 55" in text
+    assert "14.5 is not an integer; the last 1 row of the input is dropped" in text
     assert "(2, 32, 16, 16)" in text and "['conv1.weight', 'bn1.weight', 'bn1.bias']" in text
     assert "If it follows a Flatten, the flattened size is 4096: use in_features=4096." in text

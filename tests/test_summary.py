@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import zoo
 
 import convnetpy as cp
 import convnetpy.functional as F
@@ -28,7 +29,7 @@ CS231N_VGG16 = [
 
 
 def test_vgg16_matches_the_cs231n_table_row_by_row():
-    s = cp.summary(models.get("vgg16"), (1, 3, 224, 224))
+    s = cp.summary(zoo("vgg16"), (1, 3, 224, 224))
     kinds = {"Conv2d": "CONV", "MaxPool2d": "POOL", "Linear": "FC"}
     rows = [r for r in s.rows if r["type"] in kinds]
     assert len(rows) == len(CS231N_VGG16)
@@ -79,7 +80,7 @@ def test_summary_computes_no_convolution(monkeypatch):
         raise AssertionError("a convolution was computed")
 
     monkeypatch.setattr(conv, "conv2d_forward", boom)
-    s = cp.summary(models.get("vgg16"), (8, 3, 224, 224))
+    s = cp.summary(zoo("vgg16"), (8, 3, 224, 224))
     assert s.output_shape == (8, 1000)
 
 
@@ -109,7 +110,7 @@ def test_receptive_field_through_residual_and_branches():
     # conv1 (3) + one block (two 3x3: +4) -> 7; the shortcut keeps the block input's field
     assert by["layer1.0"]["rf_size"] == (7, 7)
     assert by["layer1.0.shortcut"]["rf_size"] == (3, 3)
-    s = cp.summary(models.get("googlenet"), (1, 3, 224, 224))
+    s = cp.summary(zoo("googlenet"), (1, 3, 224, 224))
     by = {r["name"]: r for r in s.rows}
     inc = by["inception3a"]["rf_size"][0]
     branches = [by[f"inception3a.branch{i}"]["rf_size"][0] for i in range(1, 5)]
@@ -143,7 +144,7 @@ def test_one_by_one_reduction_reports_savings():
 
 
 def test_non_integer_size_is_flagged_with_the_dropped_pixels():
-    s = cp.summary(models.get("alexnet"), (1, 3, 224, 224))
+    s = cp.summary(zoo("alexnet"), (1, 3, 224, 224))
     r = next(r for r in s.rows if r["name"] == "features.0")
     assert r["formula"] == ("H: (224 + 2*2 - 11)/4 + 1 = 55.25 -> 55; "
                             "W: (224 + 2*2 - 11)/4 + 1 = 55.25 -> 55")

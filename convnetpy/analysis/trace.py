@@ -158,11 +158,12 @@ class Tracer:
             if red is not None:
                 cin_full = red[0]
                 direct = n * cout * oh * ow * (cin_full // g) * kh * kwid
-                saved = direct - macs - src.conv["macs_per_image"] * n
+                own = src.conv["macs_per_image"] * n
+                saved = direct - macs - own
                 src.notes.append(
                     f"1x1 reduction {red[0]} -> {red[1]} channels: the following "
-                    f"{kh}x{kwid} conv at {row.path or '(model)'} costs {macs:,} MACs per image instead "
-                    f"of {direct:,}; with this layer's own {src.conv['macs_per_image'] * n:,} "
+                    f"{kh}x{kwid} conv at {row.path or '(model)'} costs {macs:,} MACs per "
+                    f"image instead of {direct:,}; with this layer's own {own:,} "
                     f"that saves {saved:,} MACs")
         if (kh, kwid) == (1, 1) and cout < cin:
             row.conv["reduction"] = (cin, cout)

@@ -46,7 +46,8 @@ class VGG(Module):
     Shape:
         (N, 3, 224, 224) -> (N, num_classes)
 
-    >>> sum(p.numel() for p in VGG(make_layers(CFGS[16])).parameters())
+    >>> net = VGG(make_layers(CFGS[16]), init_weights=False)
+    >>> sum(p.numel() for p in net.parameters())
     138357544
     """
 

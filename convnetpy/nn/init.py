@@ -53,19 +53,30 @@ def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
     return tensor
 
 
-def _draw_dtype(tensor: Tensor):
-    # draw in float32 for float32 tensors: no float64 temporary the size of a VGG layer
-    return np.float64 if tensor.dtype == np.float64 else np.float32
+def _draw(tensor: Tensor, method: str) -> np.ndarray:
+    """Draw into the tensor's own array when the generator can (float32/float64,
+    contiguous): no temporary the size of a VGG layer."""
+    arr = tensor.data
+    rng = default_generator()
+    if arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous:
+        getattr(rng, method)(dtype=arr.dtype, out=arr)
+    else:
+        arr[...] = getattr(rng, method)(arr.shape)
+    return arr
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    u = default_generator().random(tensor.shape, dtype=_draw_dtype(tensor))
-    return _fill(tensor, u * (b - a) + a)
+    arr = _draw(tensor, "random")
+    arr *= b - a
+    arr += a
+    return tensor
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    z = default_generator().standard_normal(tensor.shape, dtype=_draw_dtype(tensor))
-    return _fill(tensor, z * std + mean)
+    arr = _draw(tensor, "standard_normal")
+    arr *= std
+    arr += mean
+    return tensor
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
