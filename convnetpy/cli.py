@@ -120,6 +120,7 @@ def cmd_calc(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from . import __version__
     from .kernels._shape import ShapeError
+    from .train import TrainingError
 
     parser = argparse.ArgumentParser(
         prog="convnetpy",
@@ -149,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="S (default 1 for conv, F for pool)")
     p_calc.add_argument("--pad", type=int, default=0, help="P, zero-padding (default 0)")
     sub.add_parser("models", help="list the model zoo")
+    from . import cli_train
+
+    cli_train.add_parsers(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -163,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.layer == "conv" and args.filters is None:
                 parser.error("calc conv needs --filters K")
             return cmd_calc(args)
+        if args.command in ("train", "eval", "predict"):
+            return getattr(cli_train, f"cmd_{args.command}")(args)
         if args.command == "models":
             from . import models
 
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 c, h, w = models.default_input_size(name)
                 print(f"{name:18s} {f'{c}x{h}x{w}':10s} {models.describe(name)}")
             return 0
-    except (ShapeError, ValueError) as e:
+    except (ShapeError, ValueError, FileNotFoundError, TrainingError) as e:
         print(f"convnetpy {args.command}: error: {e}", file=sys.stderr)
         return 2
     parser.print_help()

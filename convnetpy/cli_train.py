@@ -1,0 +1,160 @@
+"""The training commands: ``convnetpy train``, ``eval`` and ``predict``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("train", help="train a model (no options: LeNet-5 on the bundled "
+                                     "digits, about a minute)")
+    p.add_argument("--preset", help="a named recipe: digits-lenet5 (default), mnist-lenet5, "
+                                    "cifar10-quick, cifar10-convnetjs, cifar10-resnet20")
+    p.add_argument("--model", help="a zoo name (convnetpy models)")
+    p.add_argument("--data", help="digits | mnist[:PATH] | cifar10[:PATH] | folder:PATH | "
+                                  "synthetic[:N]")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--out", help="parent folder of the run folders (default runs/)")
+    p.add_argument("--resume", metavar="RUN_OR_CKPT",
+                   help="continue a run exactly from its newest checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any TrainConfig field, e.g. --set augment='[\"crop\",\"flip\"]'")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    e = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a "
+                                    "checkpoint")
+    e.add_argument("checkpoint", help="a run folder or checkpoint folder")
+    e.add_argument("--data", help="evaluate on this whole dataset (default: the run's "
+                                  "validation split)")
+    e.add_argument("--png", help="write the confusion matrix as a PNG here")
+    r = sub.add_parser("predict", help="classify image files with a checkpoint")
+    r.add_argument("checkpoint")
+    r.add_argument("images", nargs="+")
+    r.add_argument("--top", type=int, default=3)
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, fit, preset
+
+    if args.resume:
+        if args.preset or args.model or args.data or args.set:
+            raise ValueError("--resume continues a run with its own settings; drop --preset, "
+                             "--model, --data and --set")
+        result = fit(resume=args.resume)
+    else:
+        values = preset(args.preset or "digits-lenet5")
+        for key in ("model", "data", "epochs", "batch_size", "lr", "out"):
+            if getattr(args, key) is not None:
+                values[key] = getattr(args, key)
+        for item in args.set:
+            key, sep, val = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+            values[key.strip().replace("-", "_")] = _parse_value(val)
+        if args.quiet:
+            values["progress"] = False
+        result = fit(TrainConfig.from_dict(values))
+    acc = result["val_acc"]
+    shown = "n/a (no epoch finished)" if acc is None else f"{acc:.2%}"
+    print(f"validation accuracy: {shown} (best {max(result['best_val_acc'], 0):.2%}); "
+          f"status: {result['status']}; run folder: {result['run_dir']}")
+    return 0
+
+
+def _load(path):
+    from . import checkpoint, models
+    from .train import TrainConfig
+
+    ck = checkpoint.load_checkpoint(path)
+    cfg = TrainConfig.from_dict(ck.meta["config"])
+    model = models.get(cfg.model, num_classes=ck.meta["num_classes"],
+                       in_channels=ck.meta["input_shape"][0], **cfg.model_kwargs)
+    checkpoint.restore(ck, model)
+    model.eval()
+    return ck, cfg, model
+
+
+def cmd_eval(args) -> int:
+    from .data import DataLoader, get_dataset
+    from .train.loop import evaluate, transforms_for
+
+    ck, cfg, model = _load(args.checkpoint)
+    meta = ck.meta
+    ds = get_dataset(args.data or cfg.data, cfg.image_size)
+    if tuple(ds.image_shape) != tuple(meta["input_shape"]):
+        raise ValueError(f"the data's images are {ds.image_shape}, the model was trained on "
+                         f"{tuple(meta['input_shape'])}")
+    if not args.data:
+        ds = ds.split(cfg.val_fraction, cfg.seed)[1]
+    tf = transforms_for(cfg, ds.image_shape, meta["mean"], meta["std"], False)
+    res = evaluate(model, DataLoader(ds, 256, transform=tf), meta["num_classes"])
+    classes = meta["classes"]
+    print(f"{ds.name}: {res['n']} images, accuracy {res['acc']:.2%}, loss {res['loss']:.4f}")
+    for c, a in zip(classes, res["per_class"]):
+        print(f"  {c:>12s}  {a:7.2%}")
+    conf = np.asarray(res["confusion"])
+    w = max(6, len(str(conf.max())) + 1)
+    print("confusion matrix (rows: true class, columns: predicted)")
+    print(" " * 13 + "".join(f"{c[:w - 1]:>{w}s}" for c in classes))
+    for c, row in zip(classes, conf):
+        print(f"{c[:12]:>12s} " + "".join(f"{v:>{w}d}" for v in row))
+    if args.png:
+        _confusion_png(conf, classes, Path(args.png))
+        print(f"wrote {args.png}")
+    return 0
+
+
+def _confusion_png(conf: np.ndarray, classes, path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    k, cell, pad = len(classes), 40, 90
+    img = Image.new("RGB", (pad + k * cell + 10, pad + k * cell + 10), "white")
+    d = ImageDraw.Draw(img)
+    norm = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
+    for i in range(k):
+        d.text((4, pad + i * cell + 14), str(classes[i])[:12], fill=(0, 0, 0))
+        d.text((pad + i * cell + 2, pad - 20), str(classes[i])[:6], fill=(0, 0, 0))
+        for j in range(k):
+            shade = int(255 * (1 - norm[i, j]))
+            box = [pad + j * cell, pad + i * cell, pad + (j + 1) * cell - 1,
+                   pad + (i + 1) * cell - 1]
+            d.rectangle(box, fill=(shade, shade, 255))
+            d.text((box[0] + 4, box[1] + 14), str(conf[i, j]),
+                   fill=(0, 0, 0) if shade > 120 else (255, 255, 255))
+    img.save(path, format="PNG")
+
+
+def cmd_predict(args) -> int:
+    from . import functional as F
+    from .autograd import no_grad
+    from .data.folder import _decode
+    from .tensor import Tensor
+
+    ck, cfg, model = _load(args.checkpoint)
+    meta = ck.meta
+    c, h, w = meta["input_shape"]
+    mean = np.asarray(meta["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(meta["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+    for path in args.images:
+        try:
+            arr = _decode(Path(path), (h, w), "L" if c == 1 else "RGB", 4096 * 4096)
+        except Exception as e:  # noqa: BLE001 - report the file and go on
+            print(f"{path}: cannot read it as a JPEG or PNG image ({e})")
+            continue
+        x = (arr[None].astype(np.float32) / 255 - mean) / std
+        with no_grad():
+            p = F.softmax(model(Tensor(x)), dim=1).numpy()[0]
+        top = np.argsort(-p)[: max(1, args.top)]
+        print(f"{path}: " + ", ".join(f"{meta['classes'][i]} {p[i]:.1%}" for i in top))
+    return 0

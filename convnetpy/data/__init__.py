@@ -1,0 +1,79 @@
+"""Datasets (CIFAR-10, MNIST, image folders, the bundled digits), batch transforms and the
+DataLoader.
+
+``get_dataset(spec)`` understands the CLI's ``--data`` values: ``digits`` (the bundled
+8,000 MNIST digits), ``mnist[:PATH]``, ``cifar10[:PATH]``, ``folder:PATH`` and
+``synthetic[:N]`` (random images with a learnable pattern, for tests and demos).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .cifar10 import load_cifar10
+from .dataset import ArrayDataset, validate_labels
+from .folder import load_folder
+from .loader import DataLoader
+from .mnist import load_mnist
+from .transforms import Compose, Cutout, Normalize, RandomCrop, RandomHorizontalFlip
+
+BUNDLED = Path(__file__).with_name("digits.npz")
+
+
+def load_digits() -> ArrayDataset:
+    """The bundled digits: 800 of each class from the MNIST training set, (N, 1, 28, 28)."""
+    with np.load(BUNDLED, allow_pickle=False) as z:
+        return ArrayDataset(z["images"], z["labels"].astype(np.int64),
+                            [str(i) for i in range(10)], "bundled MNIST digits")
+
+
+def synthetic(n: int = 512, seed: int = 0, shape: tuple[int, int, int] = (3, 16, 16),
+              classes: int = 4) -> ArrayDataset:
+    """Random uint8 images whose class is a bright square in one of four quadrants."""
+    rng = np.random.default_rng(seed)
+    c, h, w = shape
+    x = rng.integers(0, 120, (n, c, h, w)).astype(np.uint8)
+    y = rng.integers(0, classes, n)
+    for k in range(classes):
+        sel = y == k
+        r0, c0 = (k // 2) * (h // 2), (k % 2) * (w // 2)
+        x[sel, :, r0:r0 + h // 2, c0:c0 + w // 2] += 120
+    return ArrayDataset(x, y, [f"quadrant{k}" for k in range(classes)], "synthetic")
+
+
+def _shared(*parts: str) -> Path | None:
+    for base in (os.environ.get("CONVNETPY_SHARED_DATA"), "../shared/data", "shared/data"):
+        if base and Path(base, *parts).exists():
+            return Path(base, *parts)
+    return None
+
+
+def get_dataset(spec: str, image_size: int = 32) -> ArrayDataset:
+    """Parse a ``--data`` value and load it."""
+    kind, _, path = spec.partition(":")
+    if kind == "digits" and not path:
+        return load_digits()
+    if kind == "synthetic":
+        return synthetic(int(path) if path else 512)
+    if kind == "mnist":
+        root = path or _shared("mnist")
+        if root is None:
+            raise FileNotFoundError("MNIST: give mnist:PATH, a folder with "
+                                    "train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
+        return load_mnist(root)
+    if kind == "cifar10":
+        return load_cifar10(path or None)
+    if kind == "folder":
+        if not path:
+            raise ValueError("folder data needs a path: --data folder:PATH")
+        return load_folder(path, image_size)
+    raise ValueError(f"unknown data {spec!r}: use digits, mnist[:PATH], cifar10[:PATH], "
+                     "folder:PATH or synthetic[:N]")
+
+
+__all__ = ["ArrayDataset", "DataLoader", "validate_labels", "load_cifar10", "load_mnist",
+           "load_folder", "load_digits", "synthetic", "get_dataset", "Compose", "Normalize",
+           "RandomCrop", "RandomHorizontalFlip", "Cutout"]

@@ -1,0 +1,71 @@
+"""MNIST from the original IDX files (``train-images-idx3-ubyte[.gz]`` and
+``train-labels-idx1-ubyte[.gz]``), with the headers validated against the file sizes.
+
+IDX: a big-endian header (two zero bytes, a type code 0x08 for unsigned bytes, the number
+of dimensions, then one uint32 per dimension) followed by the data.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import ArrayDataset
+
+MAX_BYTES = 256 * 2**20
+
+
+def read_idx(path: str | Path, expect_dims: int) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (gzip-compressed or raw)."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as f:
+                raw = f.read(MAX_BYTES + 1)
+        except (OSError, EOFError) as e:
+            raise ValueError(f"{path}: corrupt gzip stream ({e})") from None
+    if len(raw) > MAX_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_BYTES:,} bytes; not an MNIST file")
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+    if raw[2] != 0x08:
+        raise ValueError(f"{path}: IDX type code 0x{raw[2]:02x}; MNIST files hold unsigned "
+                         "bytes (0x08)")
+    ndim = raw[3]
+    if ndim != expect_dims:
+        raise ValueError(f"{path}: {ndim} dimensions in the header, expected {expect_dims} "
+                         f"({'images' if expect_dims == 3 else 'labels'} file)")
+    head = 4 + 4 * ndim
+    if len(raw) < head:
+        raise ValueError(f"{path}: truncated header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    size = int(np.prod(dims, dtype=np.int64))
+    if len(raw) - head != size:
+        raise ValueError(f"{path}: header says {dims} = {size:,} bytes of data, the file has "
+                         f"{len(raw) - head:,} (truncated or padded)")
+    return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims)
+
+
+def _find(root: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"{root} has no {stem}[.gz]: put the original MNIST IDX files "
+                            "there")
+
+
+def load_mnist(root: str | Path, train: bool = True) -> ArrayDataset:
+    """MNIST images as uint8 (N, 1, 28, 28) with their labels."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder with the MNIST IDX files")
+    prefix = "train" if train else "t10k"
+    images = read_idx(_find(root, f"{prefix}-images-idx3-ubyte"), 3)
+    labels = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"), 1)
+    if len(images) != len(labels):
+        raise ValueError(f"{root}: {len(images)} images but {len(labels)} labels")
+    return ArrayDataset(images[:, None].copy(), labels.astype(np.int64),
+                        [str(i) for i in range(10)], "MNIST " + ("train" if train else "test"))

@@ -1,0 +1,105 @@
+"""Augmentation and normalisation applied to whole batches at once (vectorised).
+
+Each transform is called as ``t(x, rng)`` on a float32 batch (N, C, H, W) with an explicit
+generator, so a run is reproducible (and resumable) from its seed.
+
+>>> import numpy as np
+>>> x = np.arange(2 * 1 * 4 * 4, dtype=np.float32).reshape(2, 1, 4, 4)
+>>> RandomCrop(4, padding=1)(x, np.random.default_rng(0)).shape
+(2, 1, 4, 4)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+class Normalize:
+    """(x - mean) / std per channel."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        self.std = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
+        if np.any(self.std <= 0):
+            raise ValueError(f"std must be positive, got {list(std)}")
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if x.shape[1] != self.mean.shape[1] and self.mean.shape[1] != 1:
+            raise ValueError(f"Normalize has {self.mean.shape[1]} channel means, the batch has "
+                             f"{x.shape[1]} channels")
+        return (x - self.mean) / self.std
+
+    def __repr__(self) -> str:
+        return f"Normalize(mean={self.mean.ravel().tolist()}, std={self.std.ravel().tolist()})"
+
+
+class RandomCrop:
+    """Pad by ``padding`` (zeros or reflection) and cut a random ``size`` window per image."""
+
+    def __init__(self, size: int, padding: int = 4, mode: str = "constant") -> None:
+        if mode not in ("constant", "reflect"):
+            raise ValueError(f"mode must be 'constant' or 'reflect', got {mode!r}")
+        self.size, self.padding, self.mode = size, padding, mode
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        p, s = self.padding, self.size
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode=self.mode) if p else x
+        if xp.shape[2] < s or xp.shape[3] < s:
+            raise ValueError(f"RandomCrop({s}) needs images of at least {s - 2 * p} pixels, got "
+                             f"{x.shape[2]}x{x.shape[3]}")
+        n = len(x)
+        dy = rng.integers(0, xp.shape[2] - s + 1, n)
+        dx = rng.integers(0, xp.shape[3] - s + 1, n)
+        win = sliding_window_view(xp, (s, s), axis=(2, 3))  # (N, C, PH-s+1, PW-s+1, s, s)
+        return np.ascontiguousarray(win[np.arange(n), :, dy, dx])
+
+    def __repr__(self) -> str:
+        return f"RandomCrop({self.size}, padding={self.padding}, mode={self.mode!r})"
+
+
+class RandomHorizontalFlip:
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        flip = rng.random(len(x)) < self.p
+        return np.where(flip[:, None, None, None], x[..., ::-1], x)
+
+    def __repr__(self) -> str:
+        return f"RandomHorizontalFlip(p={self.p})"
+
+
+class Cutout:
+    """Zero one random ``size`` x ``size`` square per image (it may overlap the border)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n, _, h, w = x.shape
+        cy, cx = rng.integers(0, h, n), rng.integers(0, w, n)
+        rows, cols = np.arange(h), np.arange(w)
+        half = self.size // 2
+        my = (rows[None] >= (cy - half)[:, None]) & (rows[None] < (cy - half + self.size)[:, None])
+        mx = (cols[None] >= (cx - half)[:, None]) & (cols[None] < (cx - half + self.size)[:, None])
+        keep = ~(my[:, :, None] & mx[:, None, :])
+        return x * keep[:, None].astype(x.dtype)
+
+    def __repr__(self) -> str:
+        return f"Cutout({self.size})"
+
+
+class Compose:
+    def __init__(self, transforms: Sequence) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for t in self.transforms:
+            x = t(x, rng)
+        return x
+
+    def __repr__(self) -> str:
+        return "Compose([" + ", ".join(map(repr, self.transforms)) + "])"

@@ -1,0 +1,139 @@
+"""TrainConfig: every setting of a training run, validated, plus the named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "onecycle", "cosine", "multistep", "step")
+AUGMENTS = ("crop", "flip", "cutout")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "lenet5"          # a zoo name (convnetpy.models.list_models())
+    data: str = "digits"           # digits | mnist[:PATH] | cifar10[:PATH] | folder:PATH | synthetic[:N]
+    epochs: int = 8                # passes over the training split
+    batch_size: int = 64           # images per step
+    optimizer: str = "sgd"         # sgd | adam | adamw | rmsprop
+    lr: float = 0.05               # peak learning rate (the one-cycle maximum)
+    momentum: float = 0.9          # SGD/RMSprop momentum
+    nesterov: bool = True          # Nesterov momentum (SGD)
+    weight_decay: float = 5e-4     # L2 penalty (decoupled for adamw)
+    schedule: str = "onecycle"     # constant | onecycle | cosine | multistep | step
+    pct_start: float = 0.25        # one-cycle warm-up fraction
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # multistep: fractions
+    gamma: float = 0.1             # multistep/step decay factor
+    label_smoothing: float = 0.0   # cross-entropy label smoothing
+    grad_clip: float = 0.0         # clip the global gradient norm to this (0: off)
+    augment: list[str] = field(default_factory=list)  # any of crop, flip, cutout
+    crop_padding: int = 4          # pixels of padding for the random crop
+    cutout: int = 8                # side of the cutout square
+    val_fraction: float = 0.1      # share of the training data held out for validation
+    seed: int = 0                  # everything random derives from it
+    early_stopping: int = 0        # stop after this many epochs without a better val acc (0: off)
+    checkpoint_every: int = 0      # steps between checkpoints (0: at the end of each epoch)
+    max_steps: int = 0             # stop (with a checkpoint) after this many steps (0: no limit)
+    time_limit: float = 0.0        # stop (with a checkpoint) after this many minutes (0: none)
+    image_size: int = 32           # image-folder images are resized to this
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # extra zoo-factory arguments
+    out: str = "runs"              # parent folder of the run folders
+    run_id: str = ""               # the run folder's name (default: time stamp + model)
+    progress: bool = True          # a progress bar on a terminal
+    log_steps: bool = False        # print one line per step (machine-readable, for tests)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"TrainConfig: {msg}")
+
+        for f in fields(self):
+            v = getattr(self, f.name)
+            t = f.type if isinstance(f.type, str) else f.type.__name__
+            if t == "int":
+                need(isinstance(v, int) and not isinstance(v, bool), f"{f.name} must be an "
+                     f"integer, got {v!r}")
+            elif t == "float":
+                need(isinstance(v, (int, float)) and not isinstance(v, bool),
+                     f"{f.name} must be a number, got {v!r}")
+            elif t == "bool":
+                need(isinstance(v, bool), f"{f.name} must be true or false, got {v!r}")
+            elif t == "str":
+                need(isinstance(v, str), f"{f.name} must be a string, got {v!r}")
+        need(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
+        need(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
+        need(self.lr > 0, f"lr must be positive, got {self.lr}")
+        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got "
+             f"{self.optimizer!r}")
+        need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got "
+             f"{self.schedule!r}")
+        need(0 < self.pct_start < 1, f"pct_start must be in (0, 1), got {self.pct_start}")
+        need(isinstance(self.milestones, list) and all(0 < m < 1 for m in self.milestones),
+             f"milestones must be fractions of the run in (0, 1), got {self.milestones}")
+        need(0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1), got "
+             f"{self.label_smoothing}")
+        need(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+        need(isinstance(self.augment, list) and all(a in AUGMENTS for a in self.augment),
+             f"augment must be a list of {AUGMENTS}, got {self.augment}")
+        need(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got "
+             f"{self.val_fraction}")
+        for name in ("early_stopping", "checkpoint_every", "max_steps", "crop_padding",
+                     "cutout"):
+            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        need(self.time_limit >= 0, f"time_limit must be >= 0, got {self.time_limit}")
+        need(isinstance(self.model_kwargs, dict), "model_kwargs must be a mapping")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown setting(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+# Presets: named starting points; command-line options override them.
+PRESETS: dict[str, dict[str, Any]] = {
+    # the main job: LeNet-5 on the bundled digits, about a minute on 2 cores
+    "digits-lenet5": dict(model="lenet5", data="digits", epochs=15, batch_size=64, lr=0.1,
+                          label_smoothing=0.1, augment=["crop"], crop_padding=2,
+                          model_kwargs={"padding": 2}, val_fraction=0.125),
+    # MNIST (validation: 10% of the training set)
+    "mnist-lenet5": dict(model="lenet5", data="mnist", epochs=6, batch_size=64, lr=0.05,
+                         model_kwargs={"padding": 2}, augment=[], val_fraction=0.1),
+    # CIFAR-10 fast: a small BN network, one-cycle, label smoothing, crop + flip
+    "cifar10-quick": dict(model="cifar_quick", data="cifar10", epochs=10, batch_size=128,
+                          lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
+                          augment=["crop", "flip"], val_fraction=0.1),
+    # the ConvNetJS demo network with plain SGD, batch 4 steps replaced by batch 32
+    "cifar10-convnetjs": dict(model="convnetjs_cifar10", data="cifar10", epochs=10,
+                              batch_size=32, lr=0.01, momentum=0.9, nesterov=False,
+                              weight_decay=1e-4, schedule="constant", augment=["crop", "flip"],
+                              crop_padding=2),
+    # He et al. 2015: SGD 0.1, momentum 0.9, wd 1e-4, batch 128, pad-4 crop + flip,
+    # /10 at 50% and 75% of the run (the paper: 32k and 48k of 64k iterations)
+    "cifar10-resnet20": dict(model="resnet20", data="cifar10", epochs=160, batch_size=128,
+                             lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4,
+                             schedule="multistep", milestones=[0.5, 0.75],
+                             augment=["crop", "flip"], crop_padding=4),
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
+    return dict(PRESETS[name])
