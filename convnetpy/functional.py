@@ -63,7 +63,7 @@ class _MaxPool2d(Function):
     def meta(self, x, kernel, stride, padding, dilation, ceil_mode):
         shape = kpool.pool2d_output_shape("max_pool2d", x.shape, kernel, stride, padding,
                                           dilation, ceil_mode)
-        self.cache = (np.zeros(shape, dtype=np.int64),)
+        self.cache = np.zeros(shape, dtype=np.int64)  # placeholder indices
         return np.zeros(shape, dtype=x.dtype)
 
     def backward(self, g):
@@ -259,7 +259,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     def run(x4):
         out, ctx = _MaxPool2d.apply_with_ctx(x4, kernel=k, stride=s, padding=p, dilation=d,
                                              ceil_mode=bool(ceil_mode))
-        return (out, Tensor._from_array(ctx.cache[0])) if return_indices else out
+        if not return_indices:
+            return out
+        idx = ctx.cache if isinstance(ctx.cache, np.ndarray) else kpool.max_pool2d_indices(
+            ctx.cache)
+        return out, Tensor._from_array(idx)
 
     return _batched("max_pool2d", x, run)
 

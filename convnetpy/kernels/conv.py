@@ -1,9 +1,9 @@
 """2-D convolution (cross-correlation, as every deep-learning library computes it).
 
-The input is unfolded once into columns (im2col) from a strided view of the zero-padded
-input; the convolution is then one matrix product per group. The backward pass reuses the
-columns for the weight gradient and folds the column gradient back (col2im) with one strided
-add per kernel offset, so no Python loop runs over pixels or batch items.
+The input is unfolded into per-image columns (im2col) with one strided copy per kernel
+offset; the convolution is then a batched matrix product per group. The backward pass
+reuses the columns for the weight gradient and folds the column gradient back (col2im) with
+one strided add per kernel offset, so no Python loop runs over pixels or batch items.
 
 Shape:
     input (N, C_in, H, W), weight (C_out, C_in/groups, KH, KW), bias (C_out,)
@@ -21,7 +21,6 @@ Shape:
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ._shape import ShapeError, check_conv_axis
 
@@ -65,6 +64,14 @@ def conv2d_output_shape(
     return xshape[0], o, oh, ow
 
 
+def _offset_view(xp: np.ndarray, i: int, j: int, oh: int, ow: int, stride, dilation):
+    """The input pixels that kernel offset (i, j) meets, one per output position:
+    (N, C, OH, OW), a strided view of the padded input."""
+    r0, c0 = i * dilation[0], j * dilation[1]
+    return xp[:, :, r0: r0 + stride[0] * (oh - 1) + 1: stride[0],
+              c0: c0 + stride[1] * (ow - 1) + 1: stride[1]]
+
+
 def conv2d_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -74,66 +81,63 @@ def conv2d_forward(
     dilation: tuple[int, int] = (1, 1),
     groups: int = 1,
 ) -> tuple[np.ndarray, tuple]:
-    """Convolve ``x`` with ``w`` (zero padding given per side); returns (out, cache)."""
+    """Convolve ``x`` with ``w`` (zero padding given per side); returns (out, cache).
+
+    Columns are laid out per image as (N, C*KH*KW, OH*OW), filled with one strided copy per
+    kernel offset, so the product W @ cols writes (N, C_out, OH*OW), already NCHW, and the
+    backward pass needs no transposes. A 1x1 convolution with stride 1 and no padding uses
+    the input itself as its columns.
+    """
     n, o, oh, ow = conv2d_output_shape(x.shape, w.shape, None if b is None else b.shape,
                                        stride, padding, dilation, groups)
-    cg, kh, kw = w.shape[1:]
+    c, (cg, kh, kw) = x.shape[1], w.shape[1:]
     (pt, pb), (pl, pr) = padding
-    sh, sw = stride
-    dh, dw = dilation
     g, og = groups, o // groups
-    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))) if pt or pb or pl or pr else x
-    s_n, s_c, s_h, s_w = xp.strides
-    win = as_strided(
-        xp,
-        shape=(n, g, cg, oh, ow, kh, kw),
-        strides=(s_n, cg * s_c, s_c, s_h * sh, s_w * sw, s_h * dh, s_w * dw),
-        writeable=False,
-    )
-    # (N,G,Cg,OH,OW,KH,KW) -> columns (G, N*OH*OW, Cg*KH*KW): the one copy of the input
-    cols = win.transpose(1, 0, 3, 4, 2, 5, 6).reshape(g, n * oh * ow, cg * kh * kw)
-    wg = w.reshape(g, og, cg * kh * kw)
-    # (G, N*OH*OW, K) @ (G, K, Og) -> (G, N*OH*OW, Og)
-    out = np.matmul(cols, wg.transpose(0, 2, 1))
-    out = out.reshape(g, n, oh, ow, og).transpose(1, 0, 4, 2, 3).reshape(n, o, oh, ow)
+    if (kh, kw) == (1, 1) and stride == (1, 1) and not (pt or pb or pl or pr):
+        cols = np.ascontiguousarray(x).reshape(n, g, cg, oh * ow)
+    else:
+        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))) if pt or pb or pl or pr else x
+        cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                cols[:, :, i, j] = _offset_view(xp, i, j, oh, ow, stride, dilation)
+        cols = cols.reshape(n, g, cg * kh * kw, oh * ow)
+    # (G, Og, Cg*KH*KW) @ (N, G, Cg*KH*KW, OH*OW) -> (N, G, Og, OH*OW)
+    out = np.matmul(w.reshape(g, og, cg * kh * kw), cols).reshape(n, o, oh, ow)
     if b is not None:
         out += b.reshape(1, o, 1, 1)
-    cache = (x.shape, xp.shape, cols, w, stride, padding, dilation, groups, b is not None)
-    return np.ascontiguousarray(out), cache
+    cache = (x.shape, cols, w, stride, padding, dilation, groups, b is not None)
+    return out, cache
 
 
 def conv2d_backward(
     dout: np.ndarray, cache: tuple, need: tuple[bool, bool, bool] = (True, True, True)
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Gradients (dx, dw, db) of ``conv2d_forward``; entries not in ``need`` are None."""
-    xshape, pshape, cols, w, stride, padding, dilation, g, has_bias = cache
+    xshape, cols, w, stride, padding, dilation, g, has_bias = cache
     n, c, h, wd = xshape
     o, cg, kh, kw = w.shape
     og = o // g
     oh, ow = dout.shape[2:]
-    sh, sw = stride
-    dh, dw_ = dilation
-    # (N,O,OH,OW) -> (G, N*OH*OW, Og)
-    dog = dout.reshape(n, g, og, oh, ow).transpose(1, 0, 3, 4, 2).reshape(g, n * oh * ow, og)
+    d = np.ascontiguousarray(dout).reshape(n, g, og, oh * ow)
     dx = dw = db = None
     if need[1]:
-        # (G, Og, N*OH*OW) @ (G, N*OH*OW, K) -> (G, Og, K)
-        dw = np.matmul(dog.transpose(0, 2, 1), cols).reshape(o, cg, kh, kw)
+        # per image (G, Og, OH*OW) @ (G, OH*OW, K), summed over the batch -> (G, Og, K)
+        dw = np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(o, cg, kh, kw)
     if need[2] and has_bias:
-        db = dout.sum(axis=(0, 2, 3))
+        db = d.sum(axis=(0, 3)).reshape(o)
     if need[0]:
-        # (G, N*OH*OW, Og) @ (G, Og, K) -> (G, N*OH*OW, K)
-        dcols = np.matmul(dog, w.reshape(g, og, cg * kh * kw))
-        # -> (N, G, Cg, OH, OW, KH, KW) so that each kernel offset is a strided block
-        dcols = dcols.reshape(g, n, oh, ow, cg, kh, kw).transpose(1, 0, 4, 2, 3, 5, 6)
-        dxp = np.zeros((n, g, cg) + pshape[2:], dtype=dout.dtype)
-        for i in range(kh):
+        # (G, K, Og) @ (N, G, Og, OH*OW) -> (N, G, K, OH*OW): the column gradient
+        dcols = np.matmul(w.reshape(g, og, cg * kh * kw).transpose(0, 2, 1), d)
+        (pt, pb), (pl, pr) = padding
+        if (kh, kw) == (1, 1) and stride == (1, 1) and not (pt or pb or pl or pr):
+            return dcols.reshape(n, c, h, wd), dw, db
+        dcols = dcols.reshape(n, c, kh, kw, oh, ow)
+        dxp = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=dout.dtype)
+        for i in range(kh):  # col2im: one strided add per kernel offset
             for j in range(kw):
-                r0, c0 = i * dh, j * dw_
-                dxp[:, :, :, r0: r0 + sh * (oh - 1) + 1: sh, c0: c0 + sw * (ow - 1) + 1: sw] += (
-                    dcols[..., i, j]
-                )
-        (pt, _), (pl, _) = padding
-        dx = dxp.reshape((n, c) + pshape[2:])[:, :, pt: pt + h, pl: pl + wd]
-        dx = np.ascontiguousarray(dx)
+                _offset_view(dxp, i, j, oh, ow, stride, dilation)[...] += dcols[:, :, i, j]
+        dx = dxp[:, :, pt: pt + h, pl: pl + wd]
+        if pt or pb or pl or pr:
+            dx = np.ascontiguousarray(dx)
     return dx, dw, db

@@ -75,8 +75,9 @@ def max_pool2d_forward(
     dilation: tuple[int, int] = (1, 1),
     ceil_mode: bool = False,
 ) -> tuple[np.ndarray, tuple]:
-    """Max pooling with -inf padding; returns (out, cache). ``cache[0]`` holds the flat
-    ``h * W + w`` index of each maximum in the unpadded input (PyTorch's return_indices)."""
+    """Max pooling with -inf padding; returns (out, cache). The forward pass is a running
+    maximum of KH*KW strided slices; which element won is recovered only when needed
+    (backward, or ``max_pool2d_indices`` for return_indices)."""
     n, c, h, w = x.shape
     oh, ow, pads = _window_geometry("max_pool2d", x, kernel, stride, padding, dilation,
                                     ceil_mode)
@@ -87,36 +88,55 @@ def max_pool2d_forward(
     else:
         xp = x
     out = None
-    arg = np.zeros((n, c, oh, ow), dtype=np.int64)
     for i in range(kernel[0]):
         for j in range(kernel[1]):
             s = xp[_offset_slice(i, j, oh, ow, stride, dilation)]
-            if out is None:
-                out = s.copy()
-                continue
-            # strictly greater keeps the first maximum; a NaN always wins, as in PyTorch
-            take = s > out
-            if np.issubdtype(x.dtype, np.floating):
-                take |= np.isnan(s)
-            np.copyto(out, s, where=take)
-            arg[take] = i * kernel[1] + j
-    # flat index into the unpadded input: h = oh*S - P + i*D, w likewise
-    ki, kj = np.divmod(arg, kernel[1])
-    rows = np.arange(oh).reshape(oh, 1) * stride[0] - padding[0] + ki * dilation[0]
-    cols = np.arange(ow).reshape(1, ow) * stride[1] - padding[1] + kj * dilation[1]
-    indices = rows * w + cols
-    return out, (indices, arg, x.shape, xp.shape, kernel, stride, padding, dilation)
+            out = s.copy() if out is None else np.maximum(out, s, out=out)  # NaN propagates
+    return out, (xp, out, x.shape, kernel, stride, padding, dilation)
+
+
+def _winners(cache):
+    """For each kernel offset k, a mask of the windows whose maximum it holds: the first
+    maximum in row-major window order, or for a NaN result the last NaN, as PyTorch."""
+    xp, out, _, kernel, stride, _, dilation = cache
+    oh, ow = out.shape[2:]
+    free = np.ones(out.shape, dtype=bool)
+    nan = out != out
+    offsets = [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+    masks = {}
+    for i, j in offsets:
+        hit = (xp[_offset_slice(i, j, oh, ow, stride, dilation)] == out) & free
+        free &= ~hit
+        masks[i, j] = hit
+    if nan.any():
+        for i, j in reversed(offsets):
+            s = xp[_offset_slice(i, j, oh, ow, stride, dilation)]
+            hit = (s != s) & nan
+            masks[i, j] |= hit
+            nan &= ~hit
+    return masks
+
+
+def max_pool2d_indices(cache) -> np.ndarray:
+    """The flat ``h * W + w`` index of each maximum in the unpadded input (return_indices)."""
+    _, out, xshape, kernel, stride, padding, dilation = cache
+    oh, ow = out.shape[2:]
+    w = xshape[3]
+    idx = np.zeros(out.shape, dtype=np.int64)
+    base_r = np.arange(oh).reshape(oh, 1) * stride[0] - padding[0]
+    base_c = np.arange(ow).reshape(1, ow) * stride[1] - padding[1]
+    for (i, j), hit in _winners(cache).items():
+        np.copyto(idx, (base_r + i * dilation[0]) * w + base_c + j * dilation[1], where=hit)
+    return idx
 
 
 def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """Gradient of ``max_pool2d_forward``: each window's gradient goes to its argmax."""
-    _, arg, xshape, pshape, kernel, stride, padding, dilation = cache
+    """Gradient of ``max_pool2d_forward``: each window's gradient goes to its maximum."""
+    xp, out, xshape, kernel, stride, padding, dilation = cache
     oh, ow = dout.shape[2:]
-    dxp = np.zeros(pshape, dtype=dout.dtype)
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            sel = arg == i * kernel[1] + j
-            dxp[_offset_slice(i, j, oh, ow, stride, dilation)] += np.where(sel, dout, 0)
+    dxp = np.zeros(xp.shape, dtype=dout.dtype)
+    for (i, j), hit in _winners(cache).items():
+        dxp[_offset_slice(i, j, oh, ow, stride, dilation)] += dout * hit
     h, w = xshape[2:]
     return np.ascontiguousarray(dxp[:, :, padding[0]: padding[0] + h, padding[1]: padding[1] + w])
 

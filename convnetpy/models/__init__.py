@@ -17,6 +17,7 @@ from .alexnet import AlexNet
 from .convnetjs import convnetjs_cifar10
 from .googlenet import GoogLeNet
 from .lenet import LeNet5, LeNet5Classic
+from .quick import QuickNet
 from .resnet import BasicBlock, Bottleneck, CifarResNet, ResNet
 from .vgg import VGG, vgg
 
@@ -54,6 +55,8 @@ for _depth in (20, 32, 44, 56, 110):
         lambda nc, ic, _d=_depth, **kw: CifarResNet(_d, nc, ic))
 register("convnetjs_cifar10", 10, (3, 32, 32), "the ConvNetJS CIFAR-10 demo network")(
     lambda nc, ic, **kw: convnetjs_cifar10(nc, ic))
+register("cifar_quick", 10, (3, 32, 32), "ResNet-9 layout, narrow: fast CIFAR-10 on a CPU")(
+    lambda nc, ic, **kw: QuickNet(nc, ic, **kw))
 
 
 def list_models() -> list[str]:
@@ -87,4 +90,4 @@ def get(name: str, num_classes: int | None = None, in_channels: int | None = Non
 
 __all__ = ["get", "list_models", "default_input_size", "describe", "LeNet5", "LeNet5Classic",
            "AlexNet", "VGG", "vgg", "GoogLeNet", "ResNet", "BasicBlock", "Bottleneck",
-           "CifarResNet", "convnetjs_cifar10"]
+           "CifarResNet", "convnetjs_cifar10", "QuickNet"]

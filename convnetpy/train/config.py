@@ -14,7 +14,8 @@ AUGMENTS = ("crop", "flip", "cutout")
 @dataclass
 class TrainConfig:
     model: str = "lenet5"          # a zoo name (convnetpy.models.list_models())
-    data: str = "digits"           # digits | mnist[:PATH] | cifar10[:PATH] | folder:PATH | synthetic[:N]
+    # digits | mnist[:PATH] | cifar10[:PATH] | folder:PATH | synthetic[:N]
+    data: str = "digits"
     epochs: int = 8                # passes over the training split
     batch_size: int = 64           # images per step
     optimizer: str = "sgd"         # sgd | adam | adamw | rmsprop
