@@ -47,24 +47,27 @@ def _parse_value(text: str):
 def cmd_train(args) -> int:
     from .train import TrainConfig, fit, preset
 
+    sets = {}
+    for item in args.set:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        sets[key.strip().replace("-", "_")] = _parse_value(val)
+    if args.quiet:
+        sets["progress"] = False
     if args.resume:
-        if args.preset or args.model or args.data or args.set:
-            raise ValueError("--resume continues a run with its own settings; drop --preset, "
-                             "--model, --data and --set")
-        result = fit(resume=args.resume)
+        given = [k for k in ("preset", "model", "data", "epochs", "batch_size", "lr", "out")
+                 if getattr(args, k) is not None]
+        if given:
+            raise ValueError("--resume continues a run with its own settings; drop "
+                             + ", ".join("--" + k.replace("_", "-") for k in given))
+        result = fit(resume=args.resume, overrides=sets)
     else:
         values = preset(args.preset or "digits-lenet5")
         for key in ("model", "data", "epochs", "batch_size", "lr", "out"):
             if getattr(args, key) is not None:
                 values[key] = getattr(args, key)
-        for item in args.set:
-            key, sep, val = item.partition("=")
-            if not sep:
-                raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-            values[key.strip().replace("-", "_")] = _parse_value(val)
-        if args.quiet:
-            values["progress"] = False
-        result = fit(TrainConfig.from_dict(values))
+        result = fit(TrainConfig.from_dict({**values, **sets}))
     acc = result["val_acc"]
     shown = "n/a (no epoch finished)" if acc is None else f"{acc:.2%}"
     print(f"validation accuracy: {shown} (best {max(result['best_val_acc'], 0):.2%}); "

@@ -30,7 +30,7 @@ def load_digits() -> ArrayDataset:
                             [str(i) for i in range(10)], "bundled MNIST digits")
 
 
-def synthetic(n: int = 512, seed: int = 0, shape: tuple[int, int, int] = (3, 16, 16),
+def synthetic(n: int = 512, seed: int = 0, shape: tuple[int, int, int] = (3, 32, 32),
               classes: int = 4) -> ArrayDataset:
     """Random uint8 images whose class is a bright square in one of four quadrants."""
     rng = np.random.default_rng(seed)

@@ -28,8 +28,12 @@ def validate_labels(labels, n_images: int, num_classes: int | None = None,
         if np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0):
             arr = arr.astype(np.int64)
         else:
-            bad = arr.flat[0] if arr.dtype.kind not in "fc" else arr[np.mod(arr, 1) != 0][0]
-            raise ValueError(f"{source}: labels must be integer class indices, got {bad!r} "
+            if arr.dtype.kind == "f":
+                i = int(np.flatnonzero(np.mod(arr, 1) != 0)[0])
+                bad = f"{float(arr[i])} at index {i}"
+            else:
+                bad = repr(arr.flat[0].item() if hasattr(arr.flat[0], "item") else arr.flat[0])
+            raise ValueError(f"{source}: labels must be integer class indices, got {bad} "
                              f"(dtype {arr.dtype})")
     arr = arr.astype(np.int64, copy=False)
     if arr.size and arr.min() < 0:

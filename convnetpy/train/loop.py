@@ -131,13 +131,26 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+# settings that steer a run without changing its result; a resumed run may change them
+RUN_CONTROL = {"max_steps", "time_limit", "checkpoint_every", "progress", "log_steps"}
+
+
 def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
-        dataset: ArrayDataset | None = None, log=print) -> dict[str, Any]:
-    """Train; returns a dict with the run folder, status, history and best val accuracy."""
+        dataset: ArrayDataset | None = None, log=print,
+        overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train; returns a dict with the run folder, status, history and best val accuracy.
+
+    ``resume`` (a run folder or checkpoint) continues a run exactly with its own config;
+    ``overrides`` may change only the run-control settings (max_steps, time_limit,
+    checkpoint_every, progress, log_steps)."""
     ck = None
     if resume is not None:
         ck = ckpt_mod.load_checkpoint(resume)
-        cfg = TrainConfig.from_dict(ck.meta["config"])
+        bad = sorted(set(overrides or {}) - RUN_CONTROL)
+        if bad:
+            raise ValueError(f"a resumed run keeps its recipe; only {sorted(RUN_CONTROL)} may "
+                             f"change, not {', '.join(bad)}")
+        cfg = TrainConfig.from_dict({**ck.meta["config"], **(overrides or {})})
         run_dir = ck.path.parent.parent
     cfg = cfg or TrainConfig()
     ds = dataset if dataset is not None else get_dataset(cfg.data, cfg.image_size)
@@ -178,19 +191,28 @@ def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
                  | {"cpu_count": os.cpu_count()}}
 
     def save(name: str) -> Path:
-        meta = dict(meta_base, config=cfg.to_dict(), epoch=epoch, batch=batch, step=step,
+        meta = dict(meta_base, config=config_record, epoch=epoch, batch=batch, step=step,
                     history=history, best_val_acc=best, sums=sums)
         path = ckpt_mod.save_checkpoint(ckpt_dir, name, model, opt, sched, meta)
         if name.startswith("step-"):
             ckpt_mod.prune(ckpt_dir, keep=2)
         return path
 
+    # the checkpoint keeps the recipe; run-control settings of this process are not saved
+    config_record = dict(ck.meta["config"]) if ck is not None else cfg.to_dict()
     stop = {"flag": False}
     prev_handler = None
     # Ctrl-C finishes the step in flight, saves a checkpoint and returns cleanly
     if (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-        prev_handler = signal.signal(signal.SIGINT, lambda *a: stop.update(flag=True))
+        def on_sigint(signum, frame):
+            if stop["flag"]:  # a second Ctrl-C quits at once
+                raise KeyboardInterrupt
+            stop["flag"] = True
+            log("Ctrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit "
+                "at once)")
+
+        prev_handler = signal.signal(signal.SIGINT, on_sigint)
     status, t_start, bad_epochs = "completed", time.perf_counter(), 0
     try:
         while epoch < cfg.epochs:

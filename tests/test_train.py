@@ -1,0 +1,217 @@
+"""Training: the run folder, config validation, NaN/Inf guards, exact resume in a fresh
+process (mid-epoch and at an epoch boundary), SIGKILL at random moments, Ctrl-C, and the
+CLI end to end on tiny data."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from convnetpy import checkpoint as ck
+from convnetpy.cli import main
+from convnetpy.data import synthetic
+from convnetpy.train import TrainConfig, TrainingError, fit
+
+TINY = dict(model="lenet5", data="synthetic:320", epochs=2, batch_size=32, lr=0.02,
+            val_fraction=0.2, progress=False, augment=["crop"], model_kwargs={})
+
+
+def cfg(tmp_path, **kw):
+    return TrainConfig.from_dict({**TINY, "out": str(tmp_path), **kw})
+
+
+def quiet(*a):
+    pass
+
+
+def test_fit_learns_and_writes_the_run_folder(tmp_path):
+    r = fit(cfg(tmp_path, epochs=3, lr=0.02), log=quiet)
+    run = tmp_path / os.path.basename(r["run_dir"])
+    assert r["status"] == "completed" and r["val_acc"] > 0.9  # 4 classes: chance is 0.25
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.json",
+                                                     "curves.png", "metrics.jsonl",
+                                                     "summary.txt"]
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["model"] == "lenet5"
+    assert "Forward MACs" in (run / "summary.txt").read_text()
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "best" in names and len([n for n in names if n.startswith("step-")]) == 2
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="unknown setting\\(s\\) learning_rate"):
+        TrainConfig.from_dict({"learning_rate": 0.1})
+    with pytest.raises(ValueError, match="lr must be positive"):
+        TrainConfig(lr=0)
+    with pytest.raises(ValueError, match="batch_size must be an integer, got '32'"):
+        TrainConfig(batch_size="32")
+    with pytest.raises(ValueError, match="augment must be a list of"):
+        TrainConfig(augment=["rotate"])
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        TrainConfig(schedule="linear")
+
+
+def test_a_diverging_run_stops_naming_the_step_and_tensor(tmp_path):
+    c = cfg(tmp_path, lr=1e30, momentum=0.0, weight_decay=0.0, schedule="constant")
+    with pytest.raises(TrainingError, match=r"step \d+: (the loss is (nan|inf)|the (gradient|"
+                                            r"weight) of \S+ holds NaN or Inf)"):
+        fit(c, log=quiet)
+    for run in tmp_path.iterdir():  # no checkpoint holds non-finite values
+        for p in ck.step_checkpoints(run / "checkpoints"):
+            ck.load_checkpoint(p)
+
+
+def test_non_finite_loss_from_the_data_is_named(tmp_path, monkeypatch):
+    import convnetpy.train.loop as loop
+
+    real = loop.F.cross_entropy
+    calls = {"n": 0}
+
+    def poisoned(out, y, **kw):
+        calls["n"] += 1
+        loss = real(out, y, **kw)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(loop.F, "cross_entropy", poisoned)
+    with pytest.raises(TrainingError, match=r"step 4: the loss is nan \(epoch 1, batch 4\)"):
+        fit(cfg(tmp_path, checkpoint_every=2), log=quiet)
+    run = next(tmp_path.iterdir())
+    assert [ck.load_checkpoint(p).meta["step"] for p in ck.step_checkpoints(
+        run / "checkpoints")] == [2, 4]
+
+
+def test_shape_mistakes_are_reported_before_training(tmp_path):
+    with pytest.raises(ValueError, match="Linear\\(in_features=400"):
+        fit(cfg(tmp_path, model="lenet5", data="digits"), log=quiet)  # 28x28 without padding
+
+
+def _run(args, **kw):
+    return subprocess.run([sys.executable, "-m", "convnetpy", "train", *args],
+                          capture_output=True, text=True, **kw)
+
+
+def _state(run_dir):
+    c = ck.load_checkpoint(run_dir)
+    return c, {k: v for k, v in c.model_state.items()}
+
+
+@pytest.mark.parametrize("stop_at", [13, 16], ids=["mid-epoch", "epoch-boundary"])
+def test_resume_in_a_fresh_process_is_bit_identical(tmp_path, stop_at):
+    base = ["--data", "synthetic:320", "--model", "lenet5", "--epochs", "3", "--batch-size",
+            "16", "--quiet", "--set", "val_fraction=0.2", "--set", "model_kwargs={}",
+            "--set", 'augment=["crop"]', "--out", str(tmp_path)]
+    a = _run(base + ["--set", "run_id=\"straight\""])
+    assert a.returncode == 0, a.stderr
+    b = _run(base + ["--set", "run_id=\"split\"", "--set", f"max_steps={stop_at}"])
+    assert b.returncode == 0, b.stderr
+    c_stop = ck.load_checkpoint(tmp_path / "split")
+    assert c_stop.meta["step"] == stop_at
+    steps_per_epoch = 16  # 256 training images / 16
+    assert (c_stop.meta["batch"] == 0) == (stop_at % steps_per_epoch == 0)
+    r = _run(["--resume", str(tmp_path / "split"), "--set", "max_steps=0"])
+    assert r.returncode == 0, r.stderr
+    assert "resumed" in r.stdout
+    ca, cb = ck.load_checkpoint(tmp_path / "straight"), ck.load_checkpoint(tmp_path / "split")
+    assert ca.meta["step"] == cb.meta["step"] == 48
+    for k in ca.model_state:
+        np.testing.assert_array_equal(ca.model_state[k], cb.model_state[k], err_msg=k)
+    for idx, entry in ca.optimizer_state["state"].items():
+        for key, v in entry.items():
+            np.testing.assert_array_equal(v, cb.optimizer_state["state"][idx][key])
+    assert ca.meta["history"] == cb.meta["history"] or [
+        (h["val_acc"], h["loss"]) for h in ca.meta["history"]] == [
+        (h["val_acc"], h["loss"]) for h in cb.meta["history"]]
+
+
+def test_sigkill_at_random_moments(tmp_path):
+    """20 kills: the newest checkpoint always loads and is at most one interval behind."""
+    rng = random.Random(0)
+    interval = 3
+    args = ["--data", "synthetic:2048", "--model", "lenet5", "--epochs", "50", "--batch-size",
+            "32", "--quiet", "--set", "model_kwargs={}", "--set", "log_steps=true",
+            "--set", f"checkpoint_every={interval}", "--set", "run_id=\"k\"",
+            "--out", str(tmp_path)]
+    run = tmp_path / "k"
+    checked = 0
+    for trial in range(20):
+        cmd = ["--resume", str(run), "--set", "log_steps=true"] if ck.step_checkpoints(
+            run / "checkpoints") else args
+        proc = subprocess.Popen([sys.executable, "-u", "-m", "convnetpy", "train", *cmd],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(1.0, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        steps = [int(line.split()[1]) for line in out.splitlines() if line.startswith("step ")]
+        if not ck.step_checkpoints(run / "checkpoints"):
+            assert not steps or max(steps) < interval + 1
+            continue
+        c = ck.load_checkpoint(run)  # always loads
+        if steps:
+            assert c.meta["step"] >= max(steps) - interval, (trial, c.meta["step"], max(steps))
+        checked += 1
+    assert checked >= 15
+    done = _run(["--resume", str(run), "--set", "max_steps=" + str(
+        ck.load_checkpoint(run).meta["step"] + 2)])
+    assert done.returncode == 0, done.stderr
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "convnetpy", "train", "--data", "synthetic:2048",
+         "--model", "lenet5", "--epochs", "50", "--quiet", "--set", "model_kwargs={}",
+         "--set", "log_steps=true", "--set", "run_id=\"c\"", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted at step" in out and "--resume" in out
+    last = max(int(line.split()[1]) for line in out.splitlines() if line.startswith("step "))
+    assert ck.load_checkpoint(tmp_path / "c").meta["step"] == last
+
+
+def test_cli_train_eval_predict_end_to_end(tmp_path, capsys):
+    from PIL import Image
+
+    assert main(["train", "--data", "synthetic:320", "--model", "lenet5", "--epochs", "2",
+                 "--quiet", "--set", "model_kwargs={}", "--set", "run_id=\"e2e\"",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "validation accuracy:" in out and "run folder:" in out
+    assert main(["eval", str(tmp_path / "e2e"), "--png", str(tmp_path / "conf.png")]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "confusion matrix" in out
+    img = synthetic(4).images[0].transpose(1, 2, 0)
+    Image.fromarray(img).save(tmp_path / "x.png")
+    (tmp_path / "bad.jpg").write_bytes(b"junk")
+    assert main(["predict", str(tmp_path / "e2e"), str(tmp_path / "x.png"),
+                 str(tmp_path / "bad.jpg"), "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("quadrant") == 2 and "bad.jpg: cannot read it" in out
+    assert main(["train", "--resume", str(tmp_path / "e2e"), "--set", "lr=1"]) == 2
+    assert "only ['checkpoint_every'" in capsys.readouterr().err
+    assert main(["train", "--set", "nonsense=1"]) == 2
+    assert "unknown setting(s) nonsense" in capsys.readouterr().err
+
+
+def test_resnet20_preset_starts_and_learns(tmp_path):
+    """The paper's recipe needs hours here; check that it starts and that the loss falls."""
+    from convnetpy.train import preset
+
+    values = {**preset("cifar10-resnet20"), "data": "synthetic:512", "max_steps": 24,
+              "batch_size": 32, "progress": False, "log_steps": True, "out": str(tmp_path),
+              "augment": ["crop"]}
+    lines = []
+    r = fit(TrainConfig.from_dict(values), log=lines.append)
+    losses = [float(x.split()[3]) for x in lines if x.startswith("step ")]
+    assert r["status"] == "max_steps" and len(losses) == 24
+    assert np.mean(losses[-6:]) < np.mean(losses[:6])
