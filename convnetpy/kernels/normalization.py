@@ -22,10 +22,6 @@ import numpy as np
 from ._shape import ShapeError
 
 
-def _axes(x: np.ndarray) -> tuple[int, ...]:
-    return (0,) + tuple(range(2, x.ndim))
-
-
 def _bshape(x: np.ndarray) -> tuple[int, ...]:
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
@@ -53,17 +49,19 @@ def batch_norm_forward(
             )
     # reductions sum in memory order: a contiguous copy makes results layout-independent
     x = np.ascontiguousarray(x)
-    axes, bs = _axes(x), _bshape(x)
+    n, bs = x.shape[0], _bshape(x)
     count = x.size // c if c else 0
+    x3 = x.reshape(n, c, -1)
     if training:
         if count <= 1:
             raise ValueError(
                 "Expected more than 1 value per channel when training, got input size "
                 f"{tuple(x.shape)}"
             )
-        mean = x.mean(axis=axes)
-        xc = x - mean.reshape(bs)
-        var = np.mean(xc * xc, axis=axes)
+        mean = np.einsum("ncl->c", x3) / count  # one pass, no temporary
+        xc = x - mean.astype(x.dtype, copy=False).reshape(bs)
+        xc3 = xc.reshape(n, c, -1)
+        var = np.einsum("ncl,ncl->c", xc3, xc3) / count  # biased, to normalise
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mean
@@ -73,32 +71,35 @@ def batch_norm_forward(
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
-        mean, var = running_mean, running_var
-        xc = x - mean.reshape(bs).astype(x.dtype, copy=False)
+        var = running_var
+        xc = x - running_mean.reshape(bs).astype(x.dtype, copy=False)
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-    xhat = xc * inv_std.reshape(bs)
-    out = xhat * gamma.reshape(bs) if gamma is not None else xhat.copy()
+    scale = inv_std if gamma is None else gamma * inv_std
+    out = xc * scale.reshape(bs)
     if beta is not None:
         out += beta.reshape(bs)
-    return out, (xhat, inv_std, gamma, training, beta is not None)
+    return out, (xc, inv_std, gamma, training, beta is not None)
 
 
 def batch_norm_backward(
     dout: np.ndarray, cache: tuple, need: tuple[bool, bool, bool] = (True, True, True)
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """Gradients (dx, dgamma, dbeta)."""
-    xhat, inv_std, gamma, training, has_beta = cache
-    axes, bs = _axes(dout), _bshape(dout)
-    dgamma = np.sum(dout * xhat, axis=axes) if need[1] and gamma is not None else None
-    dbeta = dout.sum(axis=axes) if need[2] and has_beta else None
+    """Gradients (dx, dgamma, dbeta), with xhat = xc * inv_std never materialised:
+    dx = g*inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)) in training."""
+    xc, inv_std, gamma, training, has_beta = cache
+    n, c = dout.shape[:2]
+    bs = _bshape(dout)
+    d3 = np.ascontiguousarray(dout).reshape(n, c, -1)
+    count = d3.shape[0] * d3.shape[2]
+    sum_dy = np.einsum("ncl->c", d3)
+    sum_dyxc = np.einsum("ncl,ncl->c", d3, xc.reshape(n, c, -1))
+    dgamma = sum_dyxc * inv_std if need[1] and gamma is not None else None
+    dbeta = sum_dy if need[2] and has_beta else None
     dx = None
     if need[0]:
-        g = inv_std if gamma is None else gamma * inv_std
+        k = inv_std if gamma is None else gamma * inv_std
+        dx = dout * k.reshape(bs)
         if training:
-            # dx = g/n * (n*dy - sum(dy) - xhat*sum(dy*xhat)); written with means
-            m_dy = dout.mean(axis=axes).reshape(bs)
-            m_dyx = np.mean(dout * xhat, axis=axes).reshape(bs)
-            dx = (dout - m_dy - xhat * m_dyx) * g.reshape(bs)
-        else:
-            dx = dout * g.reshape(bs)
+            dx -= xc * (k * inv_std * inv_std * sum_dyxc / count).reshape(bs)
+            dx -= (k * sum_dy / count).reshape(bs)
     return dx, dgamma, dbeta
