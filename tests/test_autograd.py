@@ -149,7 +149,7 @@ def test_non_contiguous_inputs_give_identical_results(op):
 
 
 def test_running_backward_twice_gives_bit_identical_gradients():
-    import nets
+    from convnetpy.models import portable as nets
 
     cp.manual_seed(0)
     net = nets.convnetjs_cifar10(nn)

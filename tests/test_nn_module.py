@@ -3,7 +3,6 @@ initialisation statistics."""
 
 import math
 
-import nets
 import numpy as np
 import pytest
 from conftest import needs_torch
@@ -11,6 +10,7 @@ from conftest import needs_torch
 import convnetpy as cp
 import convnetpy.functional as F
 from convnetpy import nn
+from convnetpy.models import portable as nets
 
 
 def test_registration_and_traversal():

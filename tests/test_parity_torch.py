@@ -1,7 +1,6 @@
 """Live parity with PyTorch (runs when torch is importable): layers with copied weights,
 forward and backward; whole networks; optimizer steps; LR schedules."""
 
-import nets
 import numpy as np
 import pytest
 from conftest import HAVE_TORCH, assert_ref, needs_torch, rel_fro
@@ -9,6 +8,7 @@ from conftest import HAVE_TORCH, assert_ref, needs_torch, rel_fro
 import convnetpy as cp
 import convnetpy.functional as F
 from convnetpy import nn, optim
+from convnetpy.models import portable as nets
 
 pytestmark = [needs_torch, pytest.mark.torch]
 if HAVE_TORCH:

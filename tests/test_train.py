@@ -59,6 +59,7 @@ def test_config_validation():
         TrainConfig(schedule="linear")
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
 def test_a_diverging_run_stops_naming_the_step_and_tensor(tmp_path):
     c = cfg(tmp_path, lr=1e30, momentum=0.0, weight_decay=0.0, schedule="constant")
     with pytest.raises(TrainingError, match=r"step \d+: (the loss is (nan|inf)|the (gradient|"

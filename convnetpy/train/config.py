@@ -114,10 +114,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                           label_smoothing=0.1, augment=["crop"], crop_padding=2,
                           model_kwargs={"padding": 2}, val_fraction=0.125),
     # MNIST (validation: 10% of the training set)
-    "mnist-lenet5": dict(model="lenet5", data="mnist", epochs=6, batch_size=64, lr=0.05,
-                         model_kwargs={"padding": 2}, augment=[], val_fraction=0.1),
+    "mnist-lenet5": dict(model="lenet5", data="mnist", epochs=10, batch_size=64, lr=0.1,
+                         label_smoothing=0.1, augment=["crop"], crop_padding=2,
+                         model_kwargs={"padding": 2}, val_fraction=0.1),
     # CIFAR-10 fast: a small BN network, one-cycle, label smoothing, crop + flip
-    "cifar10-quick": dict(model="cifar_quick", data="cifar10", epochs=7, batch_size=128,
+    "cifar10-quick": dict(model="cifar_quick", data="cifar10", epochs=8, batch_size=128,
                           lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
                           model_kwargs={"width": 8}, augment=["crop", "flip"],
                           val_fraction=0.1),

@@ -1,0 +1,158 @@
+"""Side-by-side benchmark of convnetpy and PyTorch on this CPU.
+
+    python benchmarks/run.py [--rounds 3] [--reps 5] [--threads 2] [--out benchmarks/results]
+
+Each library runs in its own process (benchmarks/worker.py); the processes alternate
+(convnetpy, torch, torch, convnetpy, ...) over ``--rounds`` rounds, every case has an
+untimed warm-up, and a case's figure is the median of all its timed repetitions. Both use
+float32 and the same thread count (OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads).
+Prints a Markdown table (times, GFLOP/s, and speed = PyTorch time / convnetpy time, so
+above 1.0 convnetpy is faster) and writes the raw numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from worker import CONV_SHAPES  # noqa: E402
+
+
+def flops() -> dict[str, float]:
+    """Forward FLOPs (2 x MACs) of each layer case; fwd+bwd counts 3 x forward."""
+    out = {}
+    for name, cin, cout, k, s, p, hw in CONV_SHAPES:
+        o = (hw + 2 * p - k) // s + 1
+        f = 2 * 64 * cout * o * o * cin * k * k
+        out[name + " fwd"], out[name + " fwd+bwd"] = f, 3 * f
+    return out
+
+
+def run_worker(lib: str, args, extra: list[str]) -> dict:
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[k] = str(args.threads)
+    cmd = [sys.executable, str(HERE / "worker.py"), lib, "--reps", str(args.reps),
+           "--threads", str(args.threads)] + extra
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE.parent)
+    if res.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stderr}")
+    return json.loads(res.stdout)
+
+
+def machine(threads: int) -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy
+
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads,
+            "python": platform.python_version(), "numpy": numpy.__version__,
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)")}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per library")
+    ap.add_argument("--reps", type=int, default=5, help="timed repetitions per round")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--skip-train", action="store_true", help="layers only")
+    args = ap.parse_args()
+    libs = ["convnetpy", "torch"]
+    layers: dict[str, dict[str, list[float]]] = {lib: {} for lib in libs}
+    train: dict[str, dict[str, dict]] = {lib: {} for lib in libs}
+    for r in range(args.rounds):
+        order = libs if r % 2 == 0 else libs[::-1]
+        for lib in order:
+            for case, times in run_worker(lib, args, []).items():
+                layers[lib].setdefault(case, []).extend(times)
+        if not args.skip_train:
+            for net in ("convnetjs", "resnet20"):
+                for lib in order:
+                    res = run_worker(lib, args, ["--train", net])
+                    t = train[lib].setdefault(net, {"train_img_s": [], "infer_img_s": [],
+                                                     "peak_rss_mib": []})
+                    t["train_img_s"] += res["train_img_s"]
+                    t["infer_img_s"] += res["infer_img_s"]
+                    t["peak_rss_mib"].append(res["peak_rss_mib"])
+    f = flops()
+    rows = []
+    for case in layers["convnetpy"]:
+        ours = statistics.median(layers["convnetpy"][case])
+        theirs = statistics.median(layers["torch"][case])
+        g = f.get(case)
+        rows.append({"case": case, "convnetpy_ms": ours * 1e3, "torch_ms": theirs * 1e3,
+                     "convnetpy_gflops": g / ours / 1e9 if g else None,
+                     "torch_gflops": g / theirs / 1e9 if g else None,
+                     "speed": theirs / ours})
+    nets = []
+    for net in train["convnetpy"]:
+        a, b = train["convnetpy"][net], train["torch"][net]
+        nets.append({"net": net,
+                     "convnetpy_train_img_s": statistics.median(a["train_img_s"]),
+                     "torch_train_img_s": statistics.median(b["train_img_s"]),
+                     "convnetpy_infer_img_s": statistics.median(a["infer_img_s"]),
+                     "torch_infer_img_s": statistics.median(b["infer_img_s"]),
+                     "convnetpy_peak_rss_mib": max(a["peak_rss_mib"]),
+                     "torch_peak_rss_mib": max(b["peak_rss_mib"])})
+    info = machine(args.threads)
+    report = {"machine": info, "date": time.strftime("%Y-%m-%d %H:%M"), "rounds": args.rounds,
+              "reps": args.reps, "layers": rows, "training": nets, "raw": {"layers": layers,
+                                                                          "training": train}}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(report, indent=1))
+    print(table(report))
+
+
+def table(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads, Python "
+             f"{m['python']}, NumPy {m['numpy']}, PyTorch {m['torch']}, OPENBLAS_CORETYPE="
+             f"{m['OPENBLAS_CORETYPE']}; {report['date']}; median of {report['rounds']} x "
+             f"{report['reps']} runs per library, float32.", "",
+             "| case | convnetpy ms | PyTorch ms | convnetpy GFLOP/s | PyTorch GFLOP/s | speed |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in report["layers"]:
+        gf = (f"{r['convnetpy_gflops']:.1f} | {r['torch_gflops']:.1f}"
+              if r["convnetpy_gflops"] else "- | -")
+        lines.append(f"| {r['case']} | {r['convnetpy_ms']:.2f} | {r['torch_ms']:.2f} | {gf} | "
+                     f"{r['speed']:.2f}x |")
+    if report["training"]:
+        lines += ["", "| network (batch 128 train, 256 inference) | convnetpy img/s | PyTorch "
+                  "img/s | speed | peak RSS convnetpy / PyTorch |", "|---|---:|---:|---:|---:|"]
+        for n in report["training"]:
+            lines.append(f"| {n['net']} training | {n['convnetpy_train_img_s']:.0f} | "
+                         f"{n['torch_train_img_s']:.0f} | "
+                         f"{n['convnetpy_train_img_s'] / n['torch_train_img_s']:.2f}x | "
+                         f"{n['convnetpy_peak_rss_mib']:.0f} / {n['torch_peak_rss_mib']:.0f} MiB |")
+            lines.append(f"| {n['net']} inference | {n['convnetpy_infer_img_s']:.0f} | "
+                         f"{n['torch_infer_img_s']:.0f} | "
+                         f"{n['convnetpy_infer_img_s'] / n['torch_infer_img_s']:.2f}x | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
