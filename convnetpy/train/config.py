@@ -122,7 +122,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                           lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
                           model_kwargs={"width": 8}, augment=["crop", "flip"],
                           val_fraction=0.1),
-    # the ConvNetJS demo network with plain SGD, batch 4 steps replaced by batch 32
+    # the ConvNetJS demo network, for comparison; the demo trains it with Adadelta at batch 4,
+    # here plain SGD with momentum at batch 32 (far fewer Python-level steps)
     "cifar10-convnetjs": dict(model="convnetjs_cifar10", data="cifar10", epochs=10,
                               batch_size=32, lr=0.01, momentum=0.9, nesterov=False,
                               weight_decay=1e-4, schedule="constant", augment=["crop", "flip"],

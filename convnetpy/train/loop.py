@@ -22,7 +22,7 @@ from ..data import DataLoader, get_dataset
 from ..data import transforms as T
 from ..data.dataset import ArrayDataset
 from ..nn.utils import clip_grad_norm_
-from ..random import manual_seed
+from ..random import get_rng_state, manual_seed
 from ..tensor import Tensor
 from .config import TrainConfig
 from .report import ProgressBar, append_metrics, epoch_line, plot_curves
@@ -191,8 +191,12 @@ def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
                  | {"cpu_count": os.cpu_count()}}
 
     def save(name: str) -> Path:
+        # data order and augmentation derive from (seed, epoch, batch) and dropout is reseeded
+        # from them each step, so these plus the generator state are all a resume needs
         meta = dict(meta_base, config=config_record, epoch=epoch, batch=batch, step=step,
-                    history=history, best_val_acc=best, sums=sums)
+                    history=history, best_val_acc=best, sums=sums,
+                    rng={"seed": cfg.seed, "order": f"default_rng([{cfg.seed}, epoch])",
+                         "generator": get_rng_state()})
         path = ckpt_mod.save_checkpoint(ckpt_dir, name, model, opt, sched, meta)
         if name.startswith("step-"):
             ckpt_mod.prune(ckpt_dir, keep=2)

@@ -1,0 +1,34 @@
+"""The benchmark scripts run (a smoke test: timings are never asserted)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_worker_reports_every_case():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "worker.py"), "convnetpy",
+                          "--reps", "1"], capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout)
+    assert len(res) == 14 and all(len(v) == 1 and v[0] > 0 for v in res.values())
+    assert "conv 64->256 1x1 @16 fwd+bwd" in res
+
+
+def test_table_renders_a_report():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run import table
+
+    report = {"machine": {"cpu": "x", "cores": 2, "threads": 2, "python": "3", "numpy": "2",
+                          "torch": "2.13", "OPENBLAS_CORETYPE": "Haswell"},
+              "date": "today", "rounds": 3, "reps": 5,
+              "layers": [{"case": "relu", "convnetpy_ms": 2.0, "torch_ms": 1.0,
+                          "convnetpy_gflops": None, "torch_gflops": None, "speed": 0.5}],
+              "training": [{"net": "convnetjs", "convnetpy_train_img_s": 100,
+                            "torch_train_img_s": 200, "convnetpy_infer_img_s": 300,
+                            "torch_infer_img_s": 600, "convnetpy_peak_rss_mib": 100,
+                            "torch_peak_rss_mib": 300}]}
+    text = table(report)
+    assert "| relu | 2.00 | 1.00 | - | - | 0.50x |" in text
+    assert "| convnetjs training | 100 | 200 | 0.50x | 100 / 300 MiB |" in text
