@@ -63,8 +63,14 @@ class _MaxPool2d(Function):
     def meta(self, x, kernel, stride, padding, dilation, ceil_mode):
         shape = kpool.pool2d_output_shape("max_pool2d", x.shape, kernel, stride, padding,
                                           dilation, ceil_mode)
-        self.cache = np.zeros(shape, dtype=np.int64)  # placeholder indices
+        self.cache = None
         return np.zeros(shape, dtype=x.dtype)
+
+    def indices(self, out: np.ndarray) -> np.ndarray:
+        """return_indices: flat h*W + w of each maximum (zeros in a shape-only pass)."""
+        if self.cache is None:
+            return np.zeros(out.shape, dtype=np.int64)
+        return kpool.max_pool2d_indices(self.cache)
 
     def backward(self, g):
         return (kpool.max_pool2d_backward(g, self.cache),)
@@ -110,8 +116,13 @@ class _AdaptiveMaxPool2d(Function):
 
     def meta(self, x, output_size=(1, 1)):
         shape = kpool.adaptive_output_shape("adaptive_max_pool2d", x.shape, output_size)
-        self.cache = (np.zeros(shape, dtype=np.int64),)
+        self.cache = None
         return np.zeros(shape, dtype=x.dtype)
+
+    def indices(self, out: np.ndarray) -> np.ndarray:
+        if self.cache is None:
+            return np.zeros(out.shape, dtype=np.int64)
+        return self.cache[0]
 
     def backward(self, g):
         return (kpool.adaptive_max_pool2d_backward(g, self.cache),)
@@ -259,11 +270,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     def run(x4):
         out, ctx = _MaxPool2d.apply_with_ctx(x4, kernel=k, stride=s, padding=p, dilation=d,
                                              ceil_mode=bool(ceil_mode))
-        if not return_indices:
-            return out
-        idx = ctx.cache if isinstance(ctx.cache, np.ndarray) else kpool.max_pool2d_indices(
-            ctx.cache)
-        return out, Tensor._from_array(idx)
+        return (out, Tensor._from_array(ctx.indices(out.data))) if return_indices else out
 
     return _batched("max_pool2d", x, run)
 
@@ -301,7 +308,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 
     def run(x4):
         out, ctx = _AdaptiveMaxPool2d.apply_with_ctx(x4, output_size=size)
-        return (out, Tensor._from_array(ctx.cache[0])) if return_indices else out
+        return (out, Tensor._from_array(ctx.indices(out.data))) if return_indices else out
 
     return _batched("adaptive_max_pool2d", x, run)
 

@@ -216,3 +216,16 @@ def test_resnet20_preset_starts_and_learns(tmp_path):
     losses = [float(x.split()[3]) for x in lines if x.startswith("step ")]
     assert r["status"] == "max_steps" and len(losses) == 24
     assert np.mean(losses[-6:]) < np.mean(losses[:6])
+
+
+def test_finite_checks_skip_frozen_parameters_and_name_the_bad_one():
+    from convnetpy import nn
+    from convnetpy.train.loop import _check_finite
+
+    net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    net[0].requires_grad_(False)
+    net[1].weight.grad = net[1].weight.detach().clone()
+    _check_finite(net, 7, "gradient")  # net[0] has no gradient: skipped, no error
+    net[1].weight.grad.data[0, 0] = np.inf
+    with pytest.raises(TrainingError, match="step 7: the gradient of 1.weight holds NaN or Inf"):
+        _check_finite(net, 7, "gradient")

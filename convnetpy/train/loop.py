@@ -107,9 +107,9 @@ def _step_seed(seed: int, epoch: int, batch: int) -> int:
 
 def _check_finite(model, step: int, what: str) -> None:
     for name, p in model.named_parameters():
-        arr = p.grad.numpy() if what == "gradient" else p.numpy()
         if what == "gradient" and p.grad is None:
-            continue
+            continue  # a frozen parameter
+        arr = p.grad.numpy() if what == "gradient" else p.numpy()
         if not np.all(np.isfinite(arr)):
             raise TrainingError(f"step {step}: the {what} of {name} holds NaN or Inf; training "
                                 "stopped (try a lower lr, grad_clip, or check the data)")
