@@ -180,13 +180,14 @@ class Tensor:
                 )
         order = _topological_order(self)
         grads: dict[int, np.ndarray] = {id(self): g}
+        handed: set[int] = set()  # arrays already given to a leaf as its .grad
         for t in reversed(order):
             g = grads.pop(id(t), None)
             if g is None:
                 continue
             ctx = t._ctx
             if ctx is None or t._retain:
-                _accumulate(t, g)
+                _accumulate(t, g, handed)
             if ctx is None:
                 continue
             if getattr(ctx, "released", False):
@@ -375,11 +376,16 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
-def _accumulate(t: Tensor, g: np.ndarray) -> None:
+def _accumulate(t: Tensor, g: np.ndarray, handed: set[int]) -> None:
     g = g.astype(t.dtype, copy=False)
     if t.grad is None:
-        # own the array: a gradient may be a view shared with another tensor's gradient
-        t.grad = Tensor._from_array(np.array(g, copy=True))
+        # a fresh array that owns its memory is taken as it is; a view (of another
+        # gradient, or a read-only broadcast) or an array already given to another leaf is
+        # copied, so that no two .grad ever share memory (clip_grad_norm_ scales in place)
+        if not (g.flags.owndata and g.flags.writeable) or id(g) in handed:
+            g = np.array(g, copy=True)
+        handed.add(id(g))
+        t.grad = Tensor._from_array(g)
     else:
         t.grad.data = t.grad.data + g
 

@@ -184,3 +184,15 @@ def test_ndarray_on_the_left_defers_to_tensor():
 def test_reshape_error_names_shapes():
     with pytest.raises(ValueError, match=r"shape \(4, 4\) is invalid for input of size 6"):
         cp.zeros(2, 3).reshape(4, 4)
+
+
+def test_leaf_gradients_never_share_memory():
+    a = cp.tensor([1.0, 2.0], requires_grad=True)
+    b = cp.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()  # Add hands the same gradient array to both parents
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    a.grad.data *= 2  # e.g. clip_grad_norm_ scales in place
+    assert b.grad.tolist() == [1.0, 1.0]
+    c = cp.tensor([1.0, 2.0], requires_grad=True)
+    (c * 1.0).sum().backward()  # a broadcast (read-only) view is copied
+    assert c.grad.numpy().flags.writeable

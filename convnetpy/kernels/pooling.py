@@ -134,9 +134,20 @@ def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """Gradient of ``max_pool2d_forward``: each window's gradient goes to its maximum."""
     xp, out, xshape, kernel, stride, padding, dilation = cache
     oh, ow = dout.shape[2:]
-    dxp = np.zeros(xp.shape, dtype=dout.dtype)
+    span = [dilation[a] * (kernel[a] - 1) + 1 for a in range(2)]
+    # windows that tile the input exactly (e.g. 2x2, stride 2, even size): each pixel has one
+    # window, so each offset's gradient is written straight into its strided slice
+    tiles = all(stride[a] == span[a] == kernel[a] and (out.shape[2 + a] - 1) * stride[a]
+                + span[a] == xp.shape[2 + a] for a in range(2))
+    dxp = np.empty(xp.shape, dtype=dout.dtype) if tiles else np.zeros(xp.shape, dout.dtype)
     for (i, j), hit in _winners(cache).items():
-        dxp[_offset_slice(i, j, oh, ow, stride, dilation)] += dout * hit
+        sl = _offset_slice(i, j, oh, ow, stride, dilation)
+        if tiles:
+            np.multiply(dout, hit, out=dxp[sl])
+        else:
+            dxp[sl] += dout * hit
+    if not any(padding) and dxp.shape == tuple(xshape):
+        return dxp
     h, w = xshape[2:]
     return np.ascontiguousarray(dxp[:, :, padding[0]: padding[0] + h, padding[1]: padding[1] + w])
 
