@@ -206,6 +206,10 @@ def test_init_functions():
     assert np.abs(t.numpy()).max() <= 0.5
     nn.init.constant_(t, 0.3)
     assert np.all(t.numpy() == np.float32(0.3))
+    assert np.all(nn.init.ones_(t).numpy() == 1) and np.all(nn.init.zeros_(t).numpy() == 0)
+    cp.manual_seed(0)
+    nn.init.xavier_normal_(t, gain=2.0)
+    assert abs(t.numpy().std() - 2.0 * math.sqrt(2 / (32 * 9 + 64 * 9))) < 0.005
     assert nn.init.calculate_gain("leaky_relu", 0.2) == math.sqrt(2 / 1.04)
     with pytest.raises(ValueError, match="Unsupported nonlinearity"):
         nn.init.calculate_gain("swish")
