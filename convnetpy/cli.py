@@ -24,16 +24,11 @@ def _stripes(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 def demo(steps: int = 40, seed: int = 0) -> int:
     """Train the ConvNetJS CIFAR-10 network on a synthetic stripes task and report it."""
     import convnetpy as cp
-    from convnetpy import nn, optim
+    from convnetpy import models, nn, optim
 
     cp.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = nn.Sequential(
-        nn.Conv2d(3, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 20, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(20, 20, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(320, 2),
-    )
+    net = models.get("convnetjs_cifar10", num_classes=2)
     print(net)
     print(f"parameters: {sum(p.numel() for p in net.parameters()):,}")
     opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9)

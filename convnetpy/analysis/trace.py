@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import no_grad, set_tracer
-from ..kernels._shape import conv_size_formula, inexact_note
+from ..kernels._shape import conv_out_size, conv_size_formula, inexact_note
 from ..nn.module import Module
 from ..tensor import Tensor
 
@@ -126,7 +126,7 @@ class Tracer:
         for ax, axis in enumerate(("height", "width")):
             size = x.shape[2 + ax]
             formula = conv_size_formula(size, kernel[ax], stride[ax], pads[ax], dilation[ax])
-            out = (size + sum(pads[ax]) - dilation[ax] * (kernel[ax] - 1) - 1) // stride[ax] + 1
+            out = conv_out_size(size, kernel[ax], stride[ax], pads[ax], dilation[ax])
             shown = f"{axis[0].upper()}: {formula}"
             if not formula.endswith(f"= {out}") and not ceil_mode:
                 shown += f" -> {out}"

@@ -265,14 +265,8 @@ def resolve_conv_padding(
     return (ph, ph), (pw, pw)
 
 
-def is_exact(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> bool:
-    """True when the windows cover the padded input exactly (no pixels dropped)."""
-    span = dilation * (kernel - 1) + 1
-    return (size + 2 * padding - span) % stride == 0
-
-
 __all__ = [
     "ShapeError", "pair", "same_padding", "conv_out_size", "conv_size_formula",
     "check_conv_axis", "pool_out_size", "check_pool_axis", "adaptive_bins",
-    "resolve_conv_padding", "is_exact", "inexact_note",
+    "resolve_conv_padding", "inexact_note",
 ]

@@ -14,12 +14,23 @@ from typing import Any, Callable
 
 from ..nn import Module
 from .alexnet import AlexNet
-from .convnetjs import convnetjs_cifar10
 from .googlenet import GoogLeNet
 from .lenet import LeNet5, LeNet5Classic
 from .quick import QuickNet
 from .resnet import BasicBlock, Bottleneck, CifarResNet, ResNet
 from .vgg import VGG, vgg
+
+
+def convnetjs_cifar10(num_classes: int = 10, in_channels: int = 3) -> Module:
+    """The ConvNetJS CIFAR-10 demo network (one definition, in ``portable``).
+
+    >>> sum(p.numel() for p in convnetjs_cifar10().parameters())
+    22466
+    """
+    from .. import nn
+    from .portable import convnetjs_cifar10 as build
+
+    return build(nn, num_classes, in_channels)
 
 # name -> (factory(num_classes, in_channels, **kw), default classes, input size C x H x W)
 _REGISTRY: dict[str, tuple[Callable[..., Module], int, tuple[int, int, int], str]] = {}

@@ -9,13 +9,18 @@ architecture (the parity tests and the benchmarks do). Nothing here imports torc
 """
 
 
-def convnetjs_cifar10(nn):
-    """The ConvNetJS CIFAR-10 demo network."""
+def convnetjs_cifar10(nn, num_classes: int = 10, in_channels: int = 3):
+    """The ConvNetJS CIFAR-10 demo network (Karpathy): three conv(5x5, pad 2) - ReLU -
+    max-pool(2) stages with 16, 20 and 20 filters, then a linear classifier.
+
+    Shape:
+        (N, 3, 32, 32) -> (N, num_classes)
+    """
     return nn.Sequential(
-        nn.Conv2d(3, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(16, 20, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(20, 20, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(320, 10),
+        nn.Flatten(), nn.Linear(4 * 4 * 20, num_classes),
     )
 
 
