@@ -7,6 +7,7 @@ from conftest import assert_ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from convnetpy.kernels import conv as kconv
 from convnetpy.kernels.conv import conv2d_backward, conv2d_forward
 
 # (N, C, H, W, O, K(h,w), stride, pads, dilation, groups, bias)
@@ -24,6 +25,10 @@ CASES = {
     "one_by_one": (2, 5, 4, 3, 3, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, True),
     "one_by_one_strided": (2, 3, 5, 5, 2, (1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1), 1, True),
     "no_bias": (2, 2, 5, 5, 2, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, False),
+    # stride 1 on wide rows: whole padded rows are computed and the extra outputs dropped
+    "merged_rows": (3, 2, 5, 12, 3, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),
+    "merged_rows_dilated": (2, 2, 7, 16, 2, (2, 3), (1, 1), ((0, 1), (2, 0)), (2, 2), 1, True),
+    "merged_rows_groups": (3, 4, 4, 10, 4, (2, 2), (1, 1), ((0, 0), (0, 0)), (1, 1), 2, False),
 }
 
 
@@ -49,6 +54,27 @@ def check(n, c, h, w, o, k, stride, pads, dil, groups, bias, seed=0):
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_conv2d_case_table(case):
     check(*CASES[case])
+
+
+@pytest.fixture
+def poisoned_chunks(monkeypatch):
+    """One image per chunk, and every scratch buffer handed out full of NaN: a result that
+    reads a scratch element the kernel did not write first comes out NaN."""
+    real = kconv.scratch
+
+    def poisoned(role, shape, dtype):
+        buf = real(role, shape, dtype)
+        buf[...] = np.nan
+        return buf
+
+    monkeypatch.setattr(kconv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(kconv, "scratch", poisoned)
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_conv2d_chunked_with_poisoned_scratch(case, poisoned_chunks):
+    n, *rest = CASES[case]
+    check(n + 2, *rest)
 
 
 @st.composite

@@ -1,9 +1,12 @@
 """2-D convolution (cross-correlation, as every deep-learning library computes it).
 
-The input is unfolded into per-image columns (im2col) with one strided copy per kernel
-offset; the convolution is then a batched matrix product per group. The backward pass
-reuses the columns for the weight gradient and folds the column gradient back (col2im) with
-one strided add per kernel offset, so no Python loop runs over pixels or batch items.
+The input is copied once into a zero-padded, channel-major buffer; the batch is then taken in
+chunks whose im2col columns fit in the CPU cache, each unfolded with one copy per kernel
+offset into a reused scratch buffer and multiplied by the weights in a single GEMM. With
+stride 1 the columns cover whole padded rows, so every copy moves long contiguous runs; the
+few extra outputs per row are dropped. The backward pass unfolds again instead of keeping
+the columns (memory), and folds the column gradient back (col2im) with one strided add per
+kernel offset, so no Python loop runs over pixels or batch items, only over chunks.
 
 Shape:
     input (N, C_in, H, W), weight (C_out, C_in/groups, KH, KW), bias (C_out,)
@@ -23,9 +26,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._shape import ShapeError, check_conv_axis
+from ._workspace import scratch
 
 Pad2 = tuple[tuple[int, int], tuple[int, int]]
-SMALL = 16  # output maps of at most this many pixels use one large GEMM (see forward)
+CHUNK_BYTES = 4 << 20  # batch chunks sized so that one chunk's columns take about this
 
 
 def conv2d_output_shape(
@@ -65,12 +69,79 @@ def conv2d_output_shape(
     return xshape[0], o, oh, ow
 
 
-def _offset_view(xp: np.ndarray, i: int, j: int, oh: int, ow: int, stride, dilation):
-    """The input pixels that kernel offset (i, j) meets, one per output position:
-    (N, C, OH, OW), a strided view of the padded input."""
-    r0, c0 = i * dilation[0], j * dilation[1]
-    return xp[:, :, r0: r0 + stride[0] * (oh - 1) + 1: stride[0],
-              c0: c0 + stride[1] * (ow - 1) + 1: stride[1]]
+class _Geometry:
+    """Sizes of one convolution, and how its columns are laid out (see conv2d_forward)."""
+
+    def __init__(self, xshape, wshape, stride, padding, dilation, groups, itemsize):
+        self.n, self.c, self.h, self.w = xshape
+        self.o, self.cg, self.kh, self.kw = wshape
+        self.g, self.og = groups, self.o // groups
+        (self.pt, self.pb), (self.pl, self.pr) = padding
+        self.sh, self.sw = stride
+        self.dh, self.dw = dilation
+        self.hp, self.wp = self.h + self.pt + self.pb, self.w + self.pl + self.pr
+        self.oh = (self.hp - self.dh * (self.kh - 1) - 1) // self.sh + 1
+        self.ow = (self.wp - self.dw * (self.kw - 1) - 1) // self.sw + 1
+        # stride 1: compute whole padded rows (owx = wp) so that each kernel offset's
+        # columns are one contiguous run per channel and image; the extra wp - ow outputs
+        # per row are computed and dropped. Worth it while they are at most a quarter.
+        merged = self.sh == self.sw == 1 and 4 * self.wp <= 5 * self.ow
+        self.owx = self.wp if merged else self.ow
+        self.k = self.cg * self.kh * self.kw  # one group's column height
+        self.tail = (self.kh - 1) * self.dh * self.wp + (self.kw - 1) * self.dw
+        per_image = self.c * self.kh * self.kw * self.oh * self.owx * itemsize
+        self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image, 1)))
+
+    @property
+    def pointwise(self) -> bool:
+        """1x1, stride 1, no padding: the input itself is the column matrix."""
+        return (self.kh, self.kw, self.sh, self.sw) == (1, 1, 1, 1) and not (
+            self.pt or self.pb or self.pl or self.pr)
+
+    def padded(self, role: str, dtype) -> np.ndarray:
+        """Flat scratch for the padded batch, channel-major (see ``grid``), plus a tail of
+        ``self.tail`` elements that lets ``offset_view`` reshape a shifted slice."""
+        return scratch(role, (self.c * self.n * (self.hp + 1) * self.wp + self.tail,), dtype)
+
+    def grid(self, flat: np.ndarray, off: int = 0) -> np.ndarray:
+        """(C, N, HP + 1, WP) view of ``flat`` starting ``off`` elements in. The extra row
+        keeps every merged run (stride 1, OWX = WP) inside its own image."""
+        size = self.c * self.n * (self.hp + 1) * self.wp
+        return flat[off: off + size].reshape(self.c, self.n, self.hp + 1, self.wp)
+
+    def fill(self, flat: np.ndarray, x: np.ndarray) -> None:
+        """Copy ``x`` (N, C, H, W) into the grid of ``flat`` and zero everything around it."""
+        buf, pt, pl, h, w = self.grid(flat), self.pt, self.pl, self.h, self.w
+        buf[:, :, :pt] = 0
+        buf[:, :, pt + h:] = 0
+        buf[:, :, pt: pt + h, :pl] = 0
+        buf[:, :, pt: pt + h, pl + w:] = 0
+        buf[:, :, pt: pt + h, pl: pl + w] = x.transpose(1, 0, 2, 3)
+
+    def crop(self, flat: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) view of the unpadded pixels of the grid of ``flat``."""
+        buf, pt, pl = self.grid(flat), self.pt, self.pl
+        return buf[:, :, pt: pt + self.h, pl: pl + self.w].transpose(1, 0, 2, 3)
+
+    def offset_view(self, flat: np.ndarray, i: int, j: int, n0: int, n1: int) -> np.ndarray:
+        """(C, n1 - n0, OH, OWX): the padded pixels kernel offset (i, j) meets in images
+        n0..n1, a strided view of the shifted grid (slicing; ``as_strided`` costs ~4 us)."""
+        g = self.grid(flat, i * self.dh * self.wp + j * self.dw)
+        return g[:, n0:n1, : self.sh * (self.oh - 1) + 1: self.sh,
+                 : self.sw * (self.owx - 1) + 1: self.sw]
+
+    def im2col(self, flat: np.ndarray, n0: int, n1: int) -> np.ndarray:
+        """Scratch columns (G, Cg*KH*KW, nc*OH*OWX) of images n0..n1 of the padded grid."""
+        shape = (self.c, self.kh, self.kw, n1 - n0, self.oh, self.owx)
+        cols = scratch("conv.cols", shape, flat.dtype)
+        for i in range(self.kh):
+            for j in range(self.kw):
+                cols[:, i, j] = self.offset_view(flat, i, j, n0, n1)
+        return cols.reshape(self.g, self.k, -1)
+
+    def chunks(self):
+        """(n0, n1) ranges of the batch, each with about CHUNK_BYTES of columns."""
+        return ((n0, min(self.n, n0 + self.chunk)) for n0 in range(0, self.n, self.chunk))
 
 
 def conv2d_forward(
@@ -84,79 +155,96 @@ def conv2d_forward(
 ) -> tuple[np.ndarray, tuple]:
     """Convolve ``x`` with ``w`` (zero padding given per side); returns (out, cache).
 
-    Columns are laid out per image as (N, C*KH*KW, OH*OW), filled with one strided copy per
-    kernel offset, so the product W @ cols writes (N, C_out, OH*OW), already NCHW, and the
-    backward pass needs no transposes. A 1x1 convolution with stride 1 and no padding uses
-    the input itself as its columns.
+    The batch is processed in chunks whose columns take about CHUNK_BYTES, so the columns
+    live in the CPU cache and in one reused scratch buffer: per chunk, the input is copied
+    channel-major into a padded buffer, unfolded with one copy per kernel offset into
+    (C*KH*KW, nc*OH*OWX), multiplied by W (C_out, C*KH*KW) in a single GEMM, and cropped
+    (plus bias) into the NCHW output. Nothing but the input is kept for the backward pass,
+    which unfolds again. A 1x1 convolution with stride 1 and no padding multiplies the
+    input directly.
     """
     n, o, oh, ow = conv2d_output_shape(x.shape, w.shape, None if b is None else b.shape,
                                        stride, padding, dilation, groups)
-    c, (cg, kh, kw) = x.shape[1], w.shape[1:]
-    (pt, pb), (pl, pr) = padding
-    g, og = groups, o // groups
-    if (kh, kw) == (1, 1) and stride == (1, 1) and not (pt or pb or pl or pr):
-        cols = np.ascontiguousarray(x).reshape(n, g, cg, oh * ow)
-    else:
-        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))) if pt or pb or pl or pr else x
-        cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                cols[:, :, i, j] = _offset_view(xp, i, j, oh, ow, stride, dilation)
-        cols = cols.reshape(n, g, cg * kh * kw, oh * ow)
-    wg = w.reshape(g, og, cg * kh * kw)
-    if oh * ow <= SMALL:
-        # small maps: N tiny per-image GEMMs cost more than one copy of the columns into
-        # (G, K, N*OH*OW) and a single GEMM; the output comes back as (G, Og, N, OH*OW)
-        cols = np.ascontiguousarray(cols.transpose(1, 2, 0, 3)).reshape(g, -1, n * oh * ow)
-        out = np.matmul(wg, cols).reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
-        out = np.ascontiguousarray(out)
-    else:
-        # (G, Og, Cg*KH*KW) @ (N, G, Cg*KH*KW, OH*OW) -> (N, G, Og, OH*OW)
-        out = np.matmul(wg, cols).reshape(n, o, oh, ow)
-    if b is not None:
-        out += b.reshape(1, o, 1, 1)
-    cache = (x.shape, cols, w, stride, padding, dilation, groups, b is not None)
+    geo = _Geometry(x.shape, w.shape, stride, padding, dilation, groups, x.itemsize)
+    cache = (x, w, geo, b is not None)
+    if geo.pointwise:
+        # (G, Og, Cg) @ (N, G, Cg, H*W) -> (N, G, Og, H*W), already NCHW
+        cols = np.ascontiguousarray(x).reshape(n, groups, geo.cg, oh * ow)
+        out = np.matmul(w.reshape(groups, geo.og, geo.cg), cols).reshape(n, o, oh, ow)
+        if b is not None:
+            out += b.reshape(1, o, 1, 1)
+        return out, cache
+    out = np.empty((n, o, oh, ow), dtype=x.dtype)
+    wg = w.reshape(groups, geo.og, geo.k)
+    flat = geo.padded("conv.pad", x.dtype)
+    geo.fill(flat, x)
+    for n0, n1 in geo.chunks():
+        cols = geo.im2col(flat, n0, n1)  # (G, Cg*KH*KW, nc*OH*OWX)
+        y = scratch("conv.out", (groups, geo.og, cols.shape[2]), x.dtype)
+        np.matmul(wg, cols, out=y)  # (G, Og, Cg*KH*KW) @ (G, Cg*KH*KW, nc*OH*OWX)
+        y = y.reshape(o, -1)
+        if b is not None:  # along whole rows: a broadcast add into the crop is 2x slower
+            y += b[:, None]
+        out[n0:n1] = y.reshape(o, n1 - n0, oh, geo.owx)[:, :, :, :ow].transpose(1, 0, 2, 3)
     return out, cache
 
 
 def conv2d_backward(
     dout: np.ndarray, cache: tuple, need: tuple[bool, bool, bool] = (True, True, True)
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """Gradients (dx, dw, db) of ``conv2d_forward``; entries not in ``need`` are None."""
-    xshape, cols, w, stride, padding, dilation, g, has_bias = cache
-    n, c, h, wd = xshape
-    o, cg, kh, kw = w.shape
-    og = o // g
-    oh, ow = dout.shape[2:]
-    small = oh * ow <= SMALL  # the forward pass's single-GEMM layout
-    if small:
-        d = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(g, og, n * oh * ow)
-    else:
+    """Gradients (dx, dw, db) of ``conv2d_forward``; entries not in ``need`` are None.
+
+    Per chunk: unfold the input again (for dW), spread dout into the columns' layout, then
+    dW += dout_cols @ cols^T and dcols = W^T @ dout_cols, folded back (col2im) with one
+    strided add per kernel offset into a zeroed padded buffer, and cropped into dx.
+    """
+    x, w, geo, has_bias = cache
+    n, o, oh, ow = dout.shape
+    g, og, k = geo.g, geo.og, geo.k
+    db = dout.sum(axis=(0, 2, 3)) if need[2] and has_bias else None
+    if not (need[0] or need[1]):
+        return None, None, db
+    if geo.pointwise:
         d = np.ascontiguousarray(dout).reshape(n, g, og, oh * ow)
-    dx = dw = db = None
+        dw = dx = None
+        if need[1]:  # per image (G, Og, HW) @ (G, HW, Cg), summed over the batch
+            cols = np.ascontiguousarray(x).reshape(n, g, geo.cg, oh * ow)
+            dw = np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
+        if need[0]:
+            wt = np.ascontiguousarray(w.reshape(g, og, geo.cg).transpose(0, 2, 1))
+            dx = np.matmul(wt, d).reshape(x.shape)
+        return dx, dw, db
+    wg = w.reshape(g, og, k)
+    # W^T made contiguous (a tiny copy): with a transposed view NumPy's batched matmul
+    # can leave BLAS for a loop ~10x slower (seen: 37 ms instead of 4 on 16x72)
+    wt = np.ascontiguousarray(wg.transpose(0, 2, 1)) if need[0] else None
+    dw = np.zeros((g, og, k), dtype=dout.dtype) if need[1] else None
+    # dout in the columns' layout (C_out, N, OH, OWX); the dropped outputs get no gradient
+    dfull = scratch("conv.dout", (o, n, oh, geo.owx), dout.dtype)
+    dfull[:, :, :, :ow] = dout.transpose(1, 0, 2, 3)
+    dfull[:, :, :, ow:] = 0
     if need[1]:
-        if small:  # (G, Og, N*OH*OW) @ (G, N*OH*OW, K)
-            dw = np.matmul(d, cols.transpose(0, 2, 1)).reshape(o, cg, kh, kw)
-        else:  # per image (G, Og, OH*OW) @ (G, OH*OW, K), summed over the batch
-            dw = np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(o, cg, kh, kw)
-    if need[2] and has_bias:
-        db = d.sum(axis=2 if small else (0, 3)).reshape(o)
+        flat = geo.padded("conv.pad", x.dtype)
+        geo.fill(flat, x)
     if need[0]:
-        # W^T made contiguous (a tiny copy): with a transposed view NumPy's batched matmul
-        # can leave BLAS for a loop ~10x slower (seen: 37 ms instead of 4 on 16x72)
-        wt = np.ascontiguousarray(w.reshape(g, og, cg * kh * kw).transpose(0, 2, 1))
-        dcols = np.matmul(wt, d)  # (N, G, K, OH*OW), or (G, K, N*OH*OW) when small
-        (pt, pb), (pl, pr) = padding
-        if small:  # view it as (N, C, KH, KW, OH, OW) without copying
-            dcols = dcols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
-        if (kh, kw) == (1, 1) and stride == (1, 1) and not (pt or pb or pl or pr):
-            return np.ascontiguousarray(dcols.reshape(n, c, h, wd)), dw, db
-        dcols = dcols.reshape(n, c, kh, kw, oh, ow)
-        dxp = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=dout.dtype)
-        for i in range(kh):  # col2im: one strided add per kernel offset
-            for j in range(kw):
-                _offset_view(dxp, i, j, oh, ow, stride, dilation)[...] += dcols[:, :, i, j]
-        dx = dxp[:, :, pt: pt + h, pl: pl + wd]
-        if pt or pb or pl or pr:
-            dx = np.ascontiguousarray(dx)
+        dflat = geo.padded("conv.dpad", dout.dtype)
+        dflat[...] = 0
+    for n0, n1 in geo.chunks():
+        d = dfull[:, n0:n1].reshape(g, og, -1)  # rows strided by N*OH*OWX: BLAS takes it
+        if need[1]:
+            cols = geo.im2col(flat, n0, n1)
+            if g == 1:  # 2-D GEMMs take the transposed operand inside BLAS
+                dw[0] += d[0] @ cols[0].T
+            else:
+                dw += np.matmul(d, cols.transpose(0, 2, 1))
+        if need[0]:  # the columns are used up: their scratch takes dcols
+            dcols = scratch("conv.cols", (g, k, d.shape[2]), dout.dtype)
+            np.matmul(wt, d, out=dcols)
+            dcols = dcols.reshape(geo.c, geo.kh, geo.kw, n1 - n0, oh, geo.owx)
+            for i in range(geo.kh):  # col2im: one strided add per kernel offset
+                for j in range(geo.kw):
+                    geo.offset_view(dflat, i, j, n0, n1)[...] += dcols[:, i, j]
+    dx = np.ascontiguousarray(geo.crop(dflat)) if need[0] else None
+    if dw is not None:
+        dw = dw.reshape(w.shape)
     return dx, dw, db
