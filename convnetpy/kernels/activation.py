@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._parallel import rows
+
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = np.maximum(x, 0)
+    out = np.empty(x.shape, dtype=np.result_type(x, 0))
+    rows(lambda p: np.maximum(x[p], 0, out=out[p]), out)
     return out, out
 
 
 def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     # the gradient at exactly 0 is 0, as in PyTorch
-    return dout * (out > 0)
+    dx = np.empty(out.shape, dtype=np.result_type(dout, out))
+    dout = np.broadcast_to(dout, out.shape)
+    rows(lambda p: np.multiply(dout[p], out[p] > 0, out=dx[p]), dx)
+    return dx
 
 
 def leaky_relu_forward(x: np.ndarray, negative_slope: float = 0.01):

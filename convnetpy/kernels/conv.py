@@ -110,7 +110,10 @@ class _Geometry:
         return flat[off: off + size].reshape(self.c, self.n, self.hp + 1, self.wp)
 
     def fill(self, flat: np.ndarray, x: np.ndarray) -> None:
-        """Copy ``x`` (N, C, H, W) into the grid of ``flat`` and zero everything around it."""
+        """Copy ``x`` (N, C, H, W) into the grid of ``flat`` and zero everything around it.
+
+        NOTE: the copies here stay on one core: split over two threads they ran 5-20%
+        slower, as OpenBLAS's worker spins for ~0.1 s after each GEMM (seen here)."""
         buf, pt, pl, h, w = self.grid(flat), self.pt, self.pl, self.h, self.w
         buf[:, :, :pt] = 0
         buf[:, :, pt + h:] = 0
@@ -201,7 +204,7 @@ def conv2d_backward(
     x, w, geo, has_bias = cache
     n, o, oh, ow = dout.shape
     g, og, k = geo.g, geo.og, geo.k
-    db = dout.sum(axis=(0, 2, 3)) if need[2] and has_bias else None
+    db = np.einsum("nchw->c", dout) if need[2] and has_bias else None  # 3x dout.sum
     if not (need[0] or need[1]):
         return None, None, db
     if geo.pointwise:

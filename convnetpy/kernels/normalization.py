@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._parallel import blocks, row_sum, rows
 from ._shape import ShapeError
-
-
-def _bshape(x: np.ndarray) -> tuple[int, ...]:
-    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
 def batch_norm_forward(
@@ -49,19 +46,29 @@ def batch_norm_forward(
             )
     # reductions sum in memory order: a contiguous copy makes results layout-independent
     x = np.ascontiguousarray(x)
-    n, bs = x.shape[0], _bshape(x)
+    n = x.shape[0]
     count = x.size // c if c else 0
     x3 = x.reshape(n, c, -1)
+    xc = np.empty_like(x)
+    xc3 = xc.reshape(n, c, -1)
     if training:
         if count <= 1:
             raise ValueError(
                 "Expected more than 1 value per channel when training, got input size "
                 f"{tuple(x.shape)}"
             )
-        mean = np.einsum("ncl->c", x3) / count  # one pass, no temporary
-        xc = x - mean.astype(x.dtype, copy=False).reshape(bs)
-        xc3 = xc.reshape(n, c, -1)
-        var = np.einsum("ncl,ncl->c", xc3, xc3) / count  # biased, to normalise
+        # (N, C, L) -> (C,): one pass, no temporary, the batch split over the cores
+        mean = row_sum(lambda p: np.einsum("ncl->c", x3[p]), x3) / count
+        m3 = mean.astype(x.dtype, copy=False).reshape(1, c, 1)
+
+        def center(p):  # xc = x - mean and its sum of squares, block by block in cache
+            sq = 0
+            for b in blocks(p, c * x3.shape[2], x.itemsize):
+                np.subtract(x3[b], m3, out=xc3[b])
+                sq = sq + np.einsum("ncl,ncl->c", xc3[b], xc3[b])
+            return sq
+
+        var = row_sum(center, x3) / count  # biased, to normalise
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mean
@@ -72,12 +79,20 @@ def batch_norm_forward(
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
         var = running_var
-        xc = x - running_mean.reshape(bs).astype(x.dtype, copy=False)
+        m3 = running_mean.reshape(1, c, 1).astype(x.dtype, copy=False)
+        rows(lambda p: np.subtract(x3[p], m3, out=xc3[p]), x3)
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-    scale = inv_std if gamma is None else gamma * inv_std
-    out = xc * scale.reshape(bs)
-    if beta is not None:
-        out += beta.reshape(bs)
+    scale = (inv_std if gamma is None else gamma * inv_std).reshape(1, c, 1)
+    out = np.empty_like(xc)
+    o3 = out.reshape(n, c, -1)
+
+    def affine(p):  # out = xc * scale + beta
+        for b in blocks(p, c * x3.shape[2], x.itemsize):
+            np.multiply(xc3[b], scale, out=o3[b])
+            if beta is not None:
+                o3[b] += beta.reshape(1, c, 1)
+
+    rows(affine, x3)
     return out, (xc, inv_std, gamma, training, beta is not None)
 
 
@@ -88,18 +103,36 @@ def batch_norm_backward(
     dx = g*inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)) in training."""
     xc, inv_std, gamma, training, has_beta = cache
     n, c = dout.shape[:2]
-    bs = _bshape(dout)
     d3 = np.ascontiguousarray(dout).reshape(n, c, -1)
+    xc3 = xc.reshape(n, c, -1)
     count = d3.shape[0] * d3.shape[2]
-    sum_dy = np.einsum("ncl->c", d3)
-    sum_dyxc = np.einsum("ncl,ncl->c", d3, xc.reshape(n, c, -1))
+    row_items, size = c * d3.shape[2], d3.itemsize
+
+    def sums(p):  # (sum of dy, sum of dy * xc) per channel, both from one block in cache
+        s = 0
+        for b in blocks(p, row_items, size):
+            s = s + np.stack([np.einsum("ncl->c", d3[b]),
+                              np.einsum("ncl,ncl->c", d3[b], xc3[b])])
+        return s
+
+    sum_dy, sum_dyxc = row_sum(sums, d3)
     dgamma = sum_dyxc * inv_std if need[1] and gamma is not None else None
     dbeta = sum_dy if need[2] and has_beta else None
     dx = None
     if need[0]:
         k = inv_std if gamma is None else gamma * inv_std
-        dx = dout * k.reshape(bs)
-        if training:
-            dx -= xc * (k * inv_std * inv_std * sum_dyxc / count).reshape(bs)
-            dx -= (k * sum_dy / count).reshape(bs)
+        k3 = k.reshape(1, c, 1)
+        a3 = (-k * inv_std * inv_std * sum_dyxc / count).reshape(1, c, 1)
+        b3 = (-k * sum_dy / count).reshape(1, c, 1)
+        dx = np.empty(dout.shape, dtype=d3.dtype)
+        dx3 = dx.reshape(n, c, -1)
+
+        def grad(p):  # dx = k*dy - k*inv_std^2*mean(dy*xc)*xc - k*mean(dy)  (training)
+            for b in blocks(p, row_items, size):
+                np.multiply(d3[b], k3, out=dx3[b])
+                if training:
+                    dx3[b] += xc3[b] * a3
+                    dx3[b] += b3
+
+        rows(grad, d3)
     return dx, dgamma, dbeta

@@ -1,0 +1,79 @@
+"""The thread split of NumPy work (kernels/_parallel.py): every index covered once, errors
+re-raised, a busy pool or a nested call runs inline on the same parts, and the kernels that
+split their work match the loop reference when the split really happens."""
+
+import threading
+
+import numpy as np
+import pytest
+from test_kernels_other import check_act, check_bn
+
+from convnetpy.kernels import _parallel as par
+from convnetpy.kernels import normalization as kn
+
+
+@pytest.fixture
+def split_everything(monkeypatch):
+    """Two threads and no size threshold: even tiny arrays are split."""
+    monkeypatch.setattr(par, "THREADS", 2)
+    monkeypatch.setattr(par, "MIN_ITEMS", 1)
+
+
+def test_parts_cover_the_range_once_on_several_threads(split_everything):
+    seen, names = [], set()
+
+    def fn(lo, hi):
+        seen.extend(range(lo, hi))
+        names.add(threading.current_thread().name)
+
+    par.parallel_for(fn, 11)
+    assert sorted(seen) == list(range(11))
+    assert len(names) == 2  # the caller and one worker
+
+
+def test_a_worker_error_reaches_the_caller_and_the_pool_still_works(split_everything):
+    def fn(lo, hi):
+        if lo > 0:
+            raise ValueError("boom in the second part")
+
+    with pytest.raises(ValueError, match="boom in the second part"):
+        par.parallel_for(fn, 4)
+    out = np.zeros(4)
+    par.parallel_for(lambda lo, hi: out.__setitem__(slice(lo, hi), 1), 4)
+    assert out.tolist() == [1, 1, 1, 1]
+
+
+def test_busy_pool_and_nested_calls_run_inline_on_the_same_parts(split_everything):
+    x = np.random.default_rng(0).standard_normal((7, 5))
+    threaded = par.row_sum(lambda p: x[p].sum(axis=0), x)
+    nested = []
+    par.parallel_for(lambda lo, hi: nested.append(par.row_sum(lambda p: x[p].sum(axis=0), x))
+                     if lo == 0 else None, 2)
+    with par._lock:  # another thread holds the workers
+        inline = par.row_sum(lambda p: x[p].sum(axis=0), x)
+    assert np.array_equal(threaded, inline) and np.array_equal(threaded, nested[0])
+
+
+def test_set_num_threads_validates():
+    with pytest.raises(ValueError, match="positive int"):
+        par.set_num_threads(0)
+
+
+def test_blocks_tile_a_part():
+    parts = list(par.blocks(slice(3, 20), row_items=1000, itemsize=8, target=24_000))
+    assert parts[0] == slice(3, 6) and parts[-1].stop == 20
+    assert sum(p.stop - p.start for p in parts) == 17
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (5, 2, 4), (3, 3, 4, 5), (4, 1, 1, 1)])
+def test_batch_norm_split_over_threads_matches_reference(shape, split_everything, monkeypatch):
+    # one row per cache block too, so that the per-block sums add up across blocks
+    monkeypatch.setattr(kn, "blocks", lambda p, *a, **k: (slice(i, i + 1) for i in
+                                                           range(p.start, p.stop)))
+    check_bn(shape)
+
+
+@pytest.mark.parametrize("shape", [(6,), (3, 4), (2, 3, 2, 2), ()])
+def test_relu_split_over_threads_matches_reference(shape, split_everything):
+    x = np.random.default_rng(1).standard_normal(shape)
+    check_act("relu", x)
