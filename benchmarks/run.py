@@ -1,6 +1,7 @@
 """Side-by-side benchmark of convnetpy and PyTorch on this CPU.
 
     python benchmarks/run.py [--rounds 3] [--reps 5] [--threads 2] [--out benchmarks/results]
+                             [--time-to-accuracy cifar10:PATH]
 
 Each library runs in its own process (benchmarks/worker.py); the processes alternate
 (convnetpy, torch, torch, convnetpy, ...) over ``--rounds`` rounds, every case has an
@@ -8,6 +9,11 @@ untimed warm-up, and a case's figure is the median of all its timed repetitions.
 float32 and the same thread count (OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads).
 Prints a Markdown table (times, GFLOP/s, and speed = PyTorch time / convnetpy time, so
 above 1.0 convnetpy is faster) and writes the raw numbers as JSON.
+
+Training runs three ways: convnetpy as a library call leaves it, convnetpy after
+``convnetpy.runtime.keep_freed_memory()`` (what ``convnetpy train`` does), and PyTorch.
+``--time-to-accuracy`` also runs ``convnetpy train --preset cifar10-quick`` on the given
+CIFAR-10 data (about 10 minutes here) and records when validation accuracy first reaches 80%.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from worker import CONV_SHAPES  # noqa: E402
 
+KEPT = "convnetpy-kept"  # convnetpy after runtime.keep_freed_memory()
+TTA_TARGET = 0.80
+
 
 def flops() -> dict[str, float]:
     """Forward FLOPs (2 x MACs) of each layer case; fwd+bwd counts 3 x forward."""
@@ -38,6 +47,8 @@ def flops() -> dict[str, float]:
 
 
 def run_worker(lib: str, args, extra: list[str]) -> dict:
+    if lib == KEPT:
+        lib, extra = "convnetpy", extra + ["--keep-freed-memory"]
     env = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[k] = str(args.threads)
@@ -79,10 +90,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--skip-train", action="store_true", help="layers only")
+    ap.add_argument("--time-to-accuracy", metavar="cifar10:PATH",
+                    help="also time the cifar10-quick preset to 80%% validation accuracy")
     args = ap.parse_args()
     libs = ["convnetpy", "torch"]
     layers: dict[str, dict[str, list[float]]] = {lib: {} for lib in libs}
-    train: dict[str, dict[str, dict]] = {lib: {} for lib in libs}
+    train: dict[str, dict[str, dict]] = {lib: {} for lib in libs + [KEPT]}
     for r in range(args.rounds):
         order = libs if r % 2 == 0 else libs[::-1]
         for lib in order:
@@ -90,7 +103,7 @@ def main() -> None:
                 layers[lib].setdefault(case, []).extend(times)
         if not args.skip_train:
             for net in ("convnetjs", "resnet20"):
-                for lib in order:
+                for lib in (order[0], KEPT, order[1]):
                     res = run_worker(lib, args, ["--train", net])
                     t = train[lib].setdefault(net, {"train_img_s": [], "infer_img_s": [],
                                                      "peak_rss_mib": []})
@@ -109,9 +122,11 @@ def main() -> None:
                      "speed": theirs / ours})
     nets = []
     for net in train["convnetpy"]:
-        a, b = train["convnetpy"][net], train["torch"][net]
+        a, b, k = train["convnetpy"][net], train["torch"][net], train[KEPT][net]
         nets.append({"net": net,
                      "convnetpy_train_img_s": statistics.median(a["train_img_s"]),
+                     "convnetpy_kept_train_img_s": statistics.median(k["train_img_s"]),
+                     "convnetpy_kept_peak_rss_mib": max(k["peak_rss_mib"]),
                      "torch_train_img_s": statistics.median(b["train_img_s"]),
                      "convnetpy_infer_img_s": statistics.median(a["infer_img_s"]),
                      "torch_infer_img_s": statistics.median(b["infer_img_s"]),
@@ -121,10 +136,40 @@ def main() -> None:
     report = {"machine": info, "date": time.strftime("%Y-%m-%d %H:%M"), "rounds": args.rounds,
               "reps": args.reps, "layers": rows, "training": nets, "raw": {"layers": layers,
                                                                           "training": train}}
+    if args.time_to_accuracy:
+        report["time_to_accuracy"] = time_to_accuracy(args.time_to_accuracy, args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(report, indent=1))
     print(table(report))
+
+
+def time_to_accuracy(data: str, threads: int, preset: str = "cifar10-quick",
+                     extra: tuple[str, ...] = ()) -> dict:
+    """Run the cifar10-quick preset in a fresh process; the first epoch whose validation
+    accuracy reaches TTA_TARGET gives the time (training time since the loop started, from
+    metrics.jsonl) and the whole command's wall time is recorded too."""
+    import tempfile
+
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[k] = str(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "convnetpy", "train", "--preset", preset,
+               "--data", data, "--out", tmp, "--quiet", *extra]
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE.parent)
+        wall = time.perf_counter() - t0
+        if res.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stderr}")
+        metrics = sorted(Path(tmp).rglob("metrics.jsonl"))
+        if len(metrics) != 1:
+            raise SystemExit(f"expected one metrics.jsonl under {tmp}, found {len(metrics)}")
+        epochs = [json.loads(line) for line in metrics[0].read_text().splitlines() if line]
+    hit = next((e for e in epochs if e["val_acc"] >= TTA_TARGET), None)
+    return {"preset": preset, "target": TTA_TARGET, "wall_s": wall,
+            "epochs": len(epochs), "best_val_acc": max(e["val_acc"] for e in epochs),
+            "reached_at_epoch": hit and hit["epoch"], "reached_after_s": hit and hit["elapsed"]}
 
 
 def table(report: dict) -> str:
@@ -144,13 +189,27 @@ def table(report: dict) -> str:
         lines += ["", "| network (batch 128 train, 256 inference) | convnetpy img/s | PyTorch "
                   "img/s | speed | peak RSS convnetpy / PyTorch |", "|---|---:|---:|---:|---:|"]
         for n in report["training"]:
+            torch_s = n["torch_train_img_s"]
             lines.append(f"| {n['net']} training | {n['convnetpy_train_img_s']:.0f} | "
-                         f"{n['torch_train_img_s']:.0f} | "
-                         f"{n['convnetpy_train_img_s'] / n['torch_train_img_s']:.2f}x | "
+                         f"{torch_s:.0f} | {n['convnetpy_train_img_s'] / torch_s:.2f}x | "
                          f"{n['convnetpy_peak_rss_mib']:.0f} / {n['torch_peak_rss_mib']:.0f} MiB |")
+            lines.append(f"| {n['net']} training, keep_freed_memory (as `convnetpy train`) | "
+                         f"{n['convnetpy_kept_train_img_s']:.0f} | {torch_s:.0f} | "
+                         f"{n['convnetpy_kept_train_img_s'] / torch_s:.2f}x | "
+                         f"{n['convnetpy_kept_peak_rss_mib']:.0f} / "
+                         f"{n['torch_peak_rss_mib']:.0f} MiB |")
             lines.append(f"| {n['net']} inference | {n['convnetpy_infer_img_s']:.0f} | "
                          f"{n['torch_infer_img_s']:.0f} | "
                          f"{n['convnetpy_infer_img_s'] / n['torch_infer_img_s']:.2f}x | |")
+    tta = report.get("time_to_accuracy")
+    if tta:
+        reached = (f"{tta['reached_after_s'] / 60:.1f} min of training (epoch "
+                   f"{tta['reached_at_epoch']})" if tta["reached_at_epoch"] else
+                   f"not reached (best {tta['best_val_acc']:.2%})")
+        lines += ["", f"Time to accuracy: `convnetpy train --preset {tta['preset']}` reached "
+                  f"{tta['target']:.0%} validation accuracy after {reached}; whole command "
+                  f"{tta['wall_s'] / 60:.1f} min, best {tta['best_val_acc']:.2%} after "
+                  f"{tta['epochs']} epochs."]
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ int64 = _np.int64
 
 F = functional
 
-from . import models, nn, optim  # noqa: E402
+from . import models, nn, optim, runtime  # noqa: E402
 from .analysis import Summary, check, summary  # noqa: E402
 
 __all__ = [
@@ -33,4 +33,5 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "manual_seed",
     "get_rng_state", "set_rng_state", "ShapeError", "nn", "optim", "F", "functional",
     "float32", "float64", "int64", "__version__", "models", "summary", "Summary", "check",
+    "runtime",
 ]
