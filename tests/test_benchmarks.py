@@ -24,7 +24,8 @@ def test_table_renders_a_report():
                           "torch": "2.13", "OPENBLAS_CORETYPE": "Haswell"},
               "date": "today", "rounds": 3, "reps": 5,
               "layers": [{"case": "relu", "convnetpy_ms": 2.0, "torch_ms": 1.0,
-                          "convnetpy_gflops": None, "torch_gflops": None, "speed": 0.5}],
+                          "convnetpy_gflops": None, "torch_gflops": None, "speed": 0.5,
+                          "convnetpy_kept_ms": 1.6, "speed_kept": 0.625}],
               "training": [{"net": "convnetjs", "convnetpy_train_img_s": 100,
                             "torch_train_img_s": 200, "convnetpy_infer_img_s": 300,
                             "torch_infer_img_s": 600, "convnetpy_peak_rss_mib": 100,
@@ -34,7 +35,7 @@ def test_table_renders_a_report():
                                    "epochs": 8, "best_val_acc": 0.8054, "reached_at_epoch": 7,
                                    "reached_after_s": 420}}
     text = table(report)
-    assert "| relu | 2.00 | 1.00 | - | - | 0.50x |" in text
+    assert "| relu | 2.00 | 1.00 | - | - | 0.50x | 1.60 | 0.62x |" in text
     assert "| convnetjs training | 100 | 200 | 0.50x | 100 / 300 MiB |" in text
     assert ("| convnetjs training, keep_freed_memory (as `convnetpy train`) | 150 | 200 | 0.75x "
             "| 110 / 300 MiB |") in text
