@@ -145,9 +145,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="S (default 1 for conv, F for pool)")
     p_calc.add_argument("--pad", type=int, default=0, help="P, zero-padding (default 0)")
     sub.add_parser("models", help="list the model zoo")
-    from . import cli_train
+    from . import cli_train, cli_viz
 
     cli_train.add_parsers(sub)
+    cli_viz.add_parsers(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -162,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.layer == "conv" and args.filters is None:
                 parser.error("calc conv needs --filters K")
             return cmd_calc(args)
-        if args.command in ("train", "eval", "predict"):
+        if args.command in ("train", "eval", "predict", "dashboard"):
             return getattr(cli_train, f"cmd_{args.command}")(args)
+        if args.command == "viz":
+            return cli_viz.cmd_viz(args)
         if args.command == "models":
             from . import models
 

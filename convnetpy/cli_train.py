@@ -25,6 +25,21 @@ def add_parsers(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any TrainConfig field, e.g. --set augment='[\"crop\",\"flip\"]'")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--dashboard", action="store_true",
+                   help="serve a live view of the run in the browser (prints the URL)")
+    p.add_argument("--port", type=int, default=8765, help="dashboard port (default 8765)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="dashboard address (default 127.0.0.1; another needs --allow-remote)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="let the dashboard listen on a non-local address")
+    d = sub.add_parser("dashboard", help="serve the dashboard for a finished run or a "
+                                         "checkpoint")
+    d.add_argument("checkpoint", help="a run folder or checkpoint folder")
+    d.add_argument("--port", type=int, default=8765)
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--allow-remote", action="store_true")
+    d.add_argument("--no-data", action="store_true",
+                   help="do not load the run's data for the predictions grid")
     e = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a "
                                     "checkpoint")
     e.add_argument("checkpoint", help="a run folder or checkpoint folder")
@@ -64,17 +79,61 @@ def cmd_train(args) -> int:
         if given:
             raise ValueError("--resume continues a run with its own settings; drop "
                              + ", ".join("--" + k.replace("_", "-") for k in given))
-        result = fit(resume=args.resume, overrides=sets)
+        result = fit(resume=args.resume, overrides=sets, watch=_watch(args))
     else:
         values = preset(args.preset or "digits-lenet5")
         for key in ("model", "data", "epochs", "batch_size", "lr", "out"):
             if getattr(args, key) is not None:
                 values[key] = getattr(args, key)
-        result = fit(TrainConfig.from_dict({**values, **sets}))
+        result = fit(TrainConfig.from_dict({**values, **sets}), watch=_watch(args))
     acc = result["val_acc"]
     shown = "n/a (no epoch finished)" if acc is None else f"{acc:.2%}"
     print(f"validation accuracy: {shown} (best {max(result['best_val_acc'], 0):.2%}); "
           f"status: {result['status']}; run folder: {result['run_dir']}")
+    return 0
+
+
+def _watch(args):
+    """The dashboard hook for fit when --dashboard is given (else None)."""
+    if not getattr(args, "dashboard", False):
+        return None
+    from .dashboard import watcher
+
+    return watcher(args.host, args.port, args.allow_remote)
+
+
+def cmd_dashboard(args) -> int:
+    """Serve the dashboard for a finished run: its curves, its model on an example, its
+    validation images; uploads work; training controls do nothing. Ctrl-C stops it."""
+    import time
+
+    from .dashboard import Monitor, pick_examples, serve
+
+    ck, cfg, model = _load(args.checkpoint)
+    run_dir = ck.path.parent.parent
+    examples = labels = None
+    if not args.no_data:
+        try:
+            from .data import get_dataset
+
+            ds = get_dataset(cfg.data, cfg.image_size)
+            examples, labels = pick_examples(ds.split(cfg.val_fraction, cfg.seed)[1])
+        except (OSError, ValueError) as e:
+            print(f"the run's data ({cfg.data}) is not available ({e}); upload images instead")
+    summary_path = run_dir / "summary.txt"
+    monitor = Monitor(model, ck.meta, examples, labels,
+                      summary_path.read_text() if summary_path.exists() else "", ck.meta["config"])
+    for rec in ck.meta.get("history", []):
+        monitor.on_epoch(rec)
+    monitor.offer_weights(ck.meta.get("step", 0))
+    monitor.finish("finished run")
+    srv = serve(monitor, args.host, args.port, args.allow_remote)
+    print(f"dashboard for {ck.path}: {srv.url}  (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        srv.stop()
     return 0
 
 
@@ -141,24 +200,34 @@ def _confusion_png(conf: np.ndarray, classes, path: Path) -> None:
     img.save(path, format="PNG")
 
 
+def image_input(path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a JPEG/PNG for a checkpoint: (pixels (C, H, W) uint8 at the model's size,
+    the normalised float32 input (1, C, H, W)). Raises ValueError naming the file."""
+    from .data.folder import MAX_PIXELS, _decode
+
+    c, h, w = meta["input_shape"]
+    try:
+        arr = _decode(Path(path), (h, w), "L" if c == 1 else "RGB", MAX_PIXELS)
+    except Exception as e:  # noqa: BLE001 - any decoder failure is the file's fault
+        raise ValueError(f"{path}: cannot read it as a JPEG or PNG image ({e})") from e
+    mean = np.asarray(meta["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(meta["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+    return arr, (arr[None].astype(np.float32) / 255 - mean) / std
+
+
 def cmd_predict(args) -> int:
     from . import functional as F
     from .autograd import no_grad
-    from .data.folder import _decode
     from .tensor import Tensor
 
     ck, cfg, model = _load(args.checkpoint)
     meta = ck.meta
-    c, h, w = meta["input_shape"]
-    mean = np.asarray(meta["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(meta["std"], dtype=np.float32).reshape(1, -1, 1, 1)
     for path in args.images:
         try:
-            arr = _decode(Path(path), (h, w), "L" if c == 1 else "RGB", 4096 * 4096)
-        except Exception as e:  # noqa: BLE001 - report the file and go on
-            print(f"{path}: cannot read it as a JPEG or PNG image ({e})")
+            _, x = image_input(path, meta)
+        except ValueError as e:
+            print(e)
             continue
-        x = (arr[None].astype(np.float32) / 255 - mean) / std
         with no_grad():
             p = F.softmax(model(Tensor(x)), dim=1).numpy()[0]
         top = np.argsort(-p)[: max(1, args.top)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -137,12 +138,15 @@ RUN_CONTROL = {"max_steps", "time_limit", "checkpoint_every", "progress", "log_s
 
 def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
         dataset: ArrayDataset | None = None, log=print,
-        overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        overrides: dict[str, Any] | None = None, watch=None) -> dict[str, Any]:
     """Train; returns a dict with the run folder, status, history and best val accuracy.
 
     ``resume`` (a run folder or checkpoint) continues a run exactly with its own config;
     ``overrides`` may change only the run-control settings (max_steps, time_limit,
-    checkpoint_every, progress, log_steps)."""
+    checkpoint_every, progress, log_steps). ``watch(model, meta, val_ds, summary_text,
+    config)`` may return a monitor (``convnetpy.dashboard.Monitor``) that sees every step
+    and epoch and may pause training or set the learning rate (which turns the schedule
+    off from that step on, and is logged)."""
     ck = None
     if resume is not None:
         ck = ckpt_mod.load_checkpoint(resume)
@@ -204,6 +208,12 @@ def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
 
     # the checkpoint keeps the recipe; run-control settings of this process are not saved
     config_record = dict(ck.meta["config"]) if ck is not None else cfg.to_dict()
+    monitor = None
+    if watch is not None:
+        text = (run_dir / "summary.txt").read_text() if (run_dir / "summary.txt").exists() \
+            else ""
+        monitor = watch(model, meta_base, val_ds, text, config_record)
+    scheduled = True  # False once the dashboard set the learning rate by hand
     stop = {"flag": False}
     prev_handler = None
     # Ctrl-C finishes the step in flight, saves a checkpoint and returns cleanly
@@ -224,6 +234,7 @@ def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
             bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
             t0 = time.perf_counter()
             for b, (x, y) in enumerate(train_loader.batches(epoch, batch), start=batch):
+                t_step = time.perf_counter()
                 manual_seed(_step_seed(cfg.seed, epoch, b))
                 out = model(Tensor(x))
                 loss = F.cross_entropy(out, Tensor(y), label_smoothing=cfg.label_smoothing)
@@ -239,11 +250,24 @@ def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
                     clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
                 _check_finite(model, step, "weight")
-                sched.step()
+                if scheduled:
+                    sched.step()
                 step, batch = step + 1, b + 1
+                correct = int((out.numpy().argmax(axis=1) == y).sum())
                 sums["loss"] += lv * len(y)
-                sums["correct"] += int((out.numpy().argmax(axis=1) == y).sum())
+                sums["correct"] += correct
                 sums["seen"] += len(y)
+                if monitor is not None:
+                    monitor.on_step(step, lv, correct / len(y), opt.param_groups[0]["lr"],
+                                    time.perf_counter() - t_step, len(y))
+                    monitor.wait_if_paused()
+                    new_lr = monitor.take_lr()
+                    if new_lr is not None:
+                        for group in opt.param_groups:
+                            group["lr"] = new_lr
+                        scheduled = False
+                        log(f"step {step}: learning rate set to {new_lr:g} from the "
+                            "dashboard; the schedule is off from here")
                 bar.update(batch, lv)
                 if cfg.log_steps:
                     log(f"step {step} loss {lv:.6f}")
@@ -268,6 +292,8 @@ def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
                    "img_per_s": sums["seen"] / max(sums["time"], 1e-9),
                    "lr": sched.get_last_lr()[0], "elapsed": time.perf_counter() - t_start}
             history.append(rec)
+            if monitor is not None:
+                monitor.on_epoch(rec)
             log(epoch_line(rec, cfg.epochs))
             append_metrics(run_dir / "metrics.jsonl", rec)
             epoch, batch = epoch + 1, 0
@@ -287,6 +313,8 @@ def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
     finally:
         if prev_handler is not None:
             signal.signal(signal.SIGINT, prev_handler)
+        if monitor is not None:
+            monitor.finish(status if sys.exc_info()[0] is None else "failed")
     if status == "interrupted":
         log(f"interrupted at step {step}: resume with  convnetpy train --resume {run_dir}")
     return {"run_dir": str(run_dir), "status": status, "step": step, "epoch": epoch,

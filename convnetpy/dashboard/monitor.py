@@ -1,0 +1,194 @@
+"""What the dashboard shows, kept apart from the training loop.
+
+The loop calls ``on_step`` after every step (a few appends under a lock) and ``on_epoch``
+after every epoch. Every ``snapshot_every`` seconds ``on_step`` also copies the weights and
+gradients (a few MB at most) and wakes a background thread, which loads them into its own
+copy of the model and probes one example (``viz.probe``): the activation maps, gradients,
+filters and statistics the page draws. Training never waits for it; the page shows the
+newest snapshot. The loop also reads the controls: ``wait_if_paused`` blocks while the page
+has paused training, ``take_lr`` returns a learning rate the page asked for.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..tensor import Tensor
+
+
+class Monitor:
+    def __init__(self, model, meta: dict, examples: np.ndarray | None = None,
+                 labels: np.ndarray | None = None, summary: str = "", config: dict | None = None,
+                 snapshot_every: float = 3.0) -> None:
+        """``meta``: classes, input_shape, mean, std (as in a checkpoint). ``examples``:
+        uint8 images (K, C, H, W) from the validation split, with ``labels``."""
+        self.meta = meta
+        self.classes = list(meta["classes"])
+        self.summary, self.config = summary, config or {}
+        self.examples = examples
+        self.labels = labels
+        self.snapshot_every = snapshot_every
+        self.lock = threading.Lock()  # the fields below
+        self.view_lock = threading.RLock()  # the viewer model and the last probe
+        self.layers: list = []  # the last probe (viz.probe.LayerProbe), for unit queries
+        self.history: list[dict] = []
+        self.steps: deque = deque(maxlen=5000)
+        self.status = "starting"
+        self.lr: float | None = None
+        self.snapshot: dict | None = None
+        self.version = 0
+        self._viewer = copy.deepcopy(model)
+        self._params = [p for _, p in model.named_parameters()]
+        self._buffers = [b for _, b in model.named_buffers()]
+        self._pending: tuple | None = None
+        self._last_copy = 0.0
+        self._example: tuple[np.ndarray, str] | None = None  # (uint8 pixels, name)
+        self._wake = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._lr_request: float | None = None
+        self._closed = False
+        self._step = 0  # the step of the weights the viewer holds (its copy starts equal)
+        self.snapshot_seconds = 0.0  # time the background thread spent on snapshots
+        self._thread = threading.Thread(target=self._run, daemon=True, name="convnetpy-view")
+        self._thread.start()
+
+    # ----- called by the training loop -----
+    def on_step(self, step: int, loss: float, acc: float, lr: float, seconds: float,
+                batch: int) -> None:
+        with self.lock:
+            self.status = "training"
+            self.lr = lr
+            self.steps.append({"step": step, "loss": loss, "acc": acc, "lr": lr,
+                               "ms": seconds * 1e3, "img_s": batch / max(seconds, 1e-9)})
+        now = time.monotonic()
+        if now - self._last_copy >= self.snapshot_every or self.snapshot is None:
+            self._last_copy = now
+            self.offer_weights(step)
+
+    def offer_weights(self, step: int) -> None:
+        """Copy the weights and gradients for the background thread."""
+        weights = [p.data.copy() for p in self._params + self._buffers]
+        grads = [None if p.grad is None else p.grad.data.copy() for p in self._params]
+        with self.lock:
+            self._pending = (step, weights, grads)
+        self._wake.set()
+
+    def on_epoch(self, record: dict) -> None:
+        with self.lock:
+            self.history.append(dict(record))
+
+    def finish(self, status: str) -> None:
+        with self.lock:
+            self.status = status
+
+    def wait_if_paused(self) -> None:
+        if not self._resume.is_set():
+            with self.lock:
+                self.status = "paused"
+            self._resume.wait()
+            with self.lock:
+                self.status = "training"
+
+    def take_lr(self) -> float | None:
+        with self.lock:
+            lr, self._lr_request = self._lr_request, None
+        return lr
+
+    # ----- called by the server -----
+    def pause(self, paused: bool) -> None:
+        if paused:
+            self._resume.clear()
+        else:
+            self._resume.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+    def request_lr(self, lr: float) -> None:
+        if not (isinstance(lr, (int, float)) and np.isfinite(lr) and 0 < lr < 100):
+            raise ValueError(f"the learning rate must be a number in (0, 100), got {lr!r}")
+        with self.lock:
+            self._lr_request = float(lr)
+
+    def set_example(self, pixels: np.ndarray, name: str) -> None:
+        """Probe this uploaded image (uint8 (C, H, W) at the model's size) from now on."""
+        with self.lock:
+            self._example = (pixels, name)
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._resume.set()
+        self._wake.set()
+
+    # ----- the background thread -----
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        mean = np.asarray(self.meta["mean"], dtype=np.float32).reshape(-1, 1, 1)
+        std = np.asarray(self.meta["std"], dtype=np.float32).reshape(-1, 1, 1)
+        return (pixels.astype(np.float32) / 255 - mean) / std
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Class probabilities (K, classes) of uint8 images (K, C, H, W), viewer's weights."""
+        from .. import functional as F
+
+        x = np.stack([self.normalise(p) for p in pixels])
+        with no_grad(), self.view_lock:
+            self._viewer.eval()
+            return F.softmax(self._viewer(Tensor(x)), dim=1).numpy()
+
+    def _run(self) -> None:
+        from .snapshot import build_snapshot
+
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                return
+            t0 = time.perf_counter()
+            with self.lock:
+                pending, self._pending = self._pending, None
+                example = self._example
+            with self.view_lock:
+                if pending is not None:
+                    step, weights, grads = pending
+                    targets = [p for _, p in self._viewer.named_parameters()]
+                    targets += [b for _, b in self._viewer.named_buffers()]
+                    for t, w in zip(targets, weights):
+                        t.data[...] = w
+                    for p, g in zip(targets, grads):
+                        p.grad = None if g is None else Tensor._from_array(g)
+                    self._step = step
+                try:
+                    snap, self.layers = build_snapshot(self, self._viewer, example)
+                except Exception as e:  # noqa: BLE001 - shown on the page, training goes on
+                    snap = {"error": f"{type(e).__name__}: {e}"}
+            with self.lock:
+                self.version += 1
+                snap["version"], snap["step"] = self.version, self._step
+                self.snapshot = snap
+            self.snapshot_seconds += time.perf_counter() - t0
+
+
+def png_bytes(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def state(monitor: Monitor, since: int = 0) -> dict[str, Any]:
+    """The JSON the page polls or receives as events: run status, curves, latest numbers."""
+    with monitor.lock:
+        steps = [s for s in monitor.steps if s["step"] > since]
+        return {"status": monitor.status, "paused": monitor.paused, "lr": monitor.lr,
+                "history": list(monitor.history), "steps": steps[-1000:],
+                "version": monitor.version, "classes": monitor.classes}

@@ -1,0 +1,101 @@
+"""One snapshot of the network for the page: per-layer pictures and numbers for the current
+example, and predictions on a grid of validation images. Pictures travel as PNG data URLs."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+from ..viz import probe as vprobe
+from ..viz import render
+
+MAX_MAPS = 64  # channels drawn per layer
+
+
+def data_url(img) -> str:
+    from .monitor import png_bytes
+
+    return "data:image/png;base64," + base64.b64encode(png_bytes(img)).decode("ascii")
+
+
+def _pixels_image(pixels: np.ndarray, size: int = 96):
+    h, w = pixels.shape[1:]
+    rgb = pixels if pixels.shape[0] == 3 else np.repeat(pixels[:1], 3, axis=0)
+    return render.grid(rgb[None], render.scale_for(h, w, size), rgb=True)
+
+
+def _maps(a: np.ndarray) -> np.ndarray | None:
+    """What to draw of an output (C, H, W) or a vector (F,): maps, or None."""
+    if a.ndim == 3:
+        return a[:MAX_MAPS]
+    if a.ndim == 1:  # a vector as one row of 1x1 cells, drawn as a strip
+        return a[None, None, :]
+    return None
+
+
+def layer_info(lp: vprobe.LayerProbe) -> dict[str, Any]:
+    info: dict[str, Any] = {"index": lp.index, "path": lp.path, "kind": lp.kind,
+                            "shape": list(lp.output.shape), "params": lp.params,
+                            "formula": list(lp.formula), "stats": lp.stats(),
+                            "spatial": lp.output.ndim == 3}
+    m = lp.module
+    if getattr(m, "weight", None) is not None and lp.kind == "Conv2d":
+        o, c, kh, kw = m.weight.shape
+        bias = 1 if getattr(m, "bias", None) is not None else 0
+        info["param_formula"] = f"({kh}*{kw}*{c} + {bias}) * {o} = {lp.params:,}"
+    elif lp.kind == "Linear":
+        o, i = m.weight.shape
+        bias = 1 if m.bias is not None else 0
+        info["param_formula"] = f"({i} + {bias}) * {o} = {lp.params:,}"
+    maps = _maps(lp.output)
+    if maps is not None:
+        scale = render.scale_for(*maps.shape[1:], 40)
+        cols = min(16, len(maps))
+        info["act"] = data_url(render.grid(maps, scale, columns=cols))
+        info["act_grid"] = {"cols": cols, "scale": scale, "h": int(maps.shape[1]),
+                            "w": int(maps.shape[2]), "gap": render.GAP}
+        if lp.grad is not None:
+            info["grad"] = data_url(render.grid(_maps(lp.grad), scale,
+                                                columns=min(16, len(maps))))
+    if lp.kind == "Conv2d":
+        w = m.weight.data
+        info["filters"] = data_url(render.filters(w[:MAX_MAPS], render.scale_for(
+            *w.shape[2:], 20)))
+        if m.weight.grad is not None:
+            info["weight_grad"] = data_url(render.filters(m.weight.grad.data[:MAX_MAPS],
+                                                          render.scale_for(*w.shape[2:], 20)))
+    return info
+
+
+def build_snapshot(monitor, model, example) -> tuple[dict[str, Any], list]:
+    """(the snapshot JSON, the probed layers) for the uploaded example if any, else the
+    first validation image."""
+    if example is None:
+        if monitor.examples is None or not len(monitor.examples):
+            raise ValueError("no example to show: upload an image")
+        pixels, name = monitor.examples[0], "validation image 0"
+    else:
+        pixels, name = example
+    layers = vprobe.probe(model, monitor.normalise(pixels))
+    probs = monitor.predict(pixels[None])[0]
+    top = [{"class": monitor.classes[i], "p": float(probs[i])} for i in np.argsort(-probs)[:3]]
+    snap: dict[str, Any] = {
+        "example": {"name": name, "image": data_url(_pixels_image(pixels)), "top": top,
+                    "size": list(pixels.shape[1:])},
+        "layers": [layer_info(lp) for lp in layers],
+    }
+    if monitor.examples is not None and len(monitor.examples):
+        probs = monitor.predict(monitor.examples)
+        grid = []
+        for i, p in enumerate(probs):
+            order = np.argsort(-p)[:3]
+            label = None if monitor.labels is None else int(monitor.labels[i])
+            grid.append({"image": data_url(_pixels_image(monitor.examples[i], 48)),
+                         "label": None if label is None else monitor.classes[label],
+                         "correct": label is not None and int(order[0]) == label,
+                         "top": [{"class": monitor.classes[j], "p": float(p[j])}
+                                 for j in order]})
+        snap["predictions"] = grid
+    return snap, layers

@@ -1,0 +1,85 @@
+"""Pictures of a network's insides as Pillow images: maps tiled in grids, filters as
+patches, labelled figures. Each map is scaled to 0..255 by its own min and max (a constant
+map is mid-grey), nearest-neighbour upscaled so that small maps stay readable.
+
+>>> import numpy as np
+>>> grid(np.zeros((6, 4, 4)), scale=2, columns=3).size   # 3 x 2 tiles of 8 px, 1-px gaps
+(26, 17)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+GAP = 1
+BACKGROUND = (24, 26, 31)
+
+
+def to_uint8(a: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Scale ``a`` to 0..255 between ``lo`` and ``hi`` (its own min and max by default)."""
+    a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    lo = float(a.min()) if lo is None else lo
+    hi = float(a.max()) if hi is None else hi
+    if hi - lo < 1e-12:
+        return np.full(a.shape, 128, dtype=np.uint8)
+    return np.clip((a - lo) / (hi - lo) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def grid(maps: np.ndarray, scale: int = 1, columns: int | None = None,
+         rgb: bool = False) -> Image.Image:
+    """Tile maps (N, H, W) (or (N, 3, H, W) with ``rgb``) into one image, row-major."""
+    maps = np.asarray(maps)
+    n = maps.shape[0]
+    h, w = maps.shape[-2:]
+    cols = columns or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    th, tw = h * scale, w * scale
+    img = Image.new("RGB", (cols * (tw + GAP) - GAP, rows * (th + GAP) - GAP), BACKGROUND)
+    for i in range(n):
+        m = to_uint8(maps[i])
+        tile = m.transpose(1, 2, 0) if rgb else np.repeat(m[:, :, None], 3, axis=2)
+        tile = np.repeat(np.repeat(tile, scale, axis=0), scale, axis=1)
+        r, c = divmod(i, cols)
+        img.paste(Image.fromarray(np.ascontiguousarray(tile)), (c * (tw + GAP), r * (th + GAP)))
+    return img
+
+
+def filters(weight: np.ndarray, scale: int = 6) -> Image.Image:
+    """Conv weights (O, C, KH, KW): colour patches when C is 3 (one per filter), otherwise
+    one grey patch per (filter, input channel), a filter per row (at most 32 channels)."""
+    weight = np.asarray(weight)
+    o, c = weight.shape[:2]
+    if c == 3:
+        return grid(weight, scale, rgb=True)
+    c = min(c, 32)
+    return grid(weight[:, :c].reshape(o * c, *weight.shape[2:]), scale, columns=c)
+
+
+def scale_for(h: int, w: int, target: int = 48) -> int:
+    """An integer zoom that makes an (h, w) map about ``target`` pixels on its long side."""
+    return max(1, min(8, target // max(h, w, 1)))
+
+
+def labelled(parts: list[tuple[str, Image.Image]], width: int | None = None) -> Image.Image:
+    """Stack images vertically, each under a one-line caption."""
+    width = width or max(max(img.width for _, img in parts), 300) + 20
+    height = sum(img.height + 24 for _, img in parts) + 10
+    out = Image.new("RGB", (width, height), BACKGROUND)
+    d = ImageDraw.Draw(out)
+    y = 6
+    for caption, img in parts:
+        d.text((10, y), caption, fill=(230, 230, 230))
+        out.paste(img, (10, y + 16))
+        y += img.height + 24
+    return out
+
+
+def save_png(img: Image.Image, path) -> None:
+    """Write ``img`` as PNG through a temporary file, so that no partial file is left."""
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    img.save(tmp, format="PNG")
+    tmp.replace(path)

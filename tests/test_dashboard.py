@@ -1,0 +1,234 @@
+"""The dashboard: endpoints over a real socket on 127.0.0.1, the security rules, the
+monitor's controls, and a training run watched from start to finish."""
+
+import http.client
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import convnetpy as cp
+from convnetpy import nn
+from convnetpy.dashboard import Monitor, serve, watcher
+from convnetpy.dashboard.server import MAX_UPLOAD
+
+META = {"classes": ["a", "b", "c"], "input_shape": [3, 8, 8], "mean": [0.5] * 3,
+        "std": [0.25] * 3}
+
+
+def tiny_model():
+    cp.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(64, 3))
+
+
+def png(size=(8, 8), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    arr = (np.random.default_rng(0).random((size[1], size[0], 3)) * 255).astype(np.uint8)
+    Image.fromarray(arr).convert(mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def dash():
+    examples = (np.random.default_rng(1).random((5, 3, 8, 8)) * 255).astype(np.uint8)
+    monitor = Monitor(tiny_model(), META, examples, np.array([0, 1, 2, 0, 1]), "SUMMARY",
+                      {"lr": 0.1}, snapshot_every=0.0)
+    srv = serve(monitor, "127.0.0.1", 0)
+    yield srv
+    srv.stop()
+
+
+def request(srv, method, path, body=None, headers=None, host=None):
+    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
+    h = {"Host": host or f"127.0.0.1:{srv.server_address[1]}"}
+    h.update(headers or {})
+    conn.request(method, path, body=body, headers=h)
+    res = conn.getresponse()
+    data = res.read()
+    conn.close()
+    return res.status, data
+
+
+def wait_snapshot(srv, timeout=20):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        status, body = request(srv, "GET", "/api/snapshot")
+        snap = json.loads(body)
+        if snap.get("version"):
+            return snap
+        time.sleep(0.05)
+    raise AssertionError("no snapshot")
+
+
+def test_page_and_static_files_and_nothing_else(dash):
+    status, body = request(dash, "GET", "/")
+    assert status == 200 and b"<title>convnetpy dashboard</title>" in body
+    assert request(dash, "GET", "/static/app.js")[0] == 200
+    assert request(dash, "GET", "/static/style.css")[0] == 200
+    for probe in ["/static/../server.py", "/static/%2e%2e/server.py", "/static/",
+                  "/../../etc/passwd", "/static/..%2f..%2fmonitor.py", "/etc/passwd",
+                  "/static/index.html/../../__init__.py"]:
+        assert request(dash, "GET", probe)[0] == 404, probe
+
+
+def test_foreign_host_header_is_refused(dash):
+    assert request(dash, "GET", "/", host="evil.example:80")[0] == 403
+    assert request(dash, "GET", "/api/state", host="attacker.test")[0] == 403
+    assert request(dash, "GET", "/", host=f"localhost:{dash.server_address[1]}")[0] == 200
+
+
+def test_controls_need_the_token(dash):
+    m = dash.monitor
+    body = json.dumps({"action": "pause"})
+    assert request(dash, "POST", "/api/control", body)[0] == 403
+    assert request(dash, "POST", "/api/control?token=wrong", body)[0] == 403
+    assert not m.paused
+    status, _ = request(dash, "POST", f"/api/control?token={dash.token}", body)
+    assert status == 200 and m.paused
+    status, _ = request(dash, "POST", "/api/control", json.dumps({"action": "resume"}),
+                        {"X-Token": dash.token})
+    assert status == 200 and not m.paused
+    status, _ = request(dash, "POST", "/api/control", json.dumps({"action": "lr", "lr": 0.02}),
+                        {"X-Token": dash.token})
+    assert status == 200 and m.take_lr() == 0.02 and m.take_lr() is None
+    status, data = request(dash, "POST", "/api/control", json.dumps({"action": "lr", "lr": -1}),
+                           {"X-Token": dash.token})
+    assert status == 400 and b"learning rate" in data
+    status, data = request(dash, "POST", "/api/control", b"{not json",
+                           {"X-Token": dash.token})
+    assert status == 400
+
+
+def test_uploads_are_checked_and_the_server_keeps_serving(dash):
+    tok = {"X-Token": dash.token}
+    assert request(dash, "POST", "/api/upload", png())[0] == 403  # no token
+    status, data = request(dash, "POST", "/api/upload", b"x" * (MAX_UPLOAD + 1), tok)
+    assert status == 413 and b"10 MB" in data
+    status, data = request(dash, "POST", "/api/upload", b"GIF89a not allowed", tok)
+    assert status == 415
+    status, data = request(dash, "POST", "/api/upload",
+                           b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50, tok)
+    assert status == 400 and b"cannot decode" in data
+    status, data = request(dash, "POST", "/api/upload", png((40, 30)), tok)
+    assert status == 200
+    top = json.loads(data)["top"]
+    assert len(top) == 3 and abs(sum(t["p"] for t in top) - 1) < 1e-5
+    assert request(dash, "GET", "/api/state")[0] == 200  # still serving
+    snap = wait_snapshot(dash)
+    for _ in range(100):  # the uploaded image becomes the example
+        if snap["example"]["name"] == "uploaded image":
+            break
+        time.sleep(0.05)
+        snap = json.loads(request(dash, "GET", "/api/snapshot")[1])
+    assert snap["example"]["name"] == "uploaded image"
+
+
+def test_snapshot_layers_units_and_events(dash):
+    m = dash.monitor
+    m.on_step(1, 2.0, 0.25, 0.1, 0.01, 32)
+    m.on_epoch({"epoch": 1, "step": 1, "loss": 2.0, "acc": 0.25, "val_loss": 1.9,
+                "val_acc": 0.3})
+    snap = wait_snapshot(dash)
+    kinds = [L["kind"] for L in snap["layers"]]
+    assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]
+    conv = snap["layers"][0]
+    assert conv["param_formula"] == "(3*3*3 + 1) * 4 = 112"
+    assert conv["act"].startswith("data:image/png;base64,") and "filters" in conv
+    assert len(snap["predictions"]) == 5 and snap["example"]["top"]
+    status, body = request(dash, "GET", "/api/unit?layer=0&c=1&y=2&x=3")
+    u = json.loads(body)
+    assert status == 200 and u["kind"] == "Conv2d" and "relu" in u
+    assert u["input_window"] == {"rows": [1, 4], "cols": [2, 5], "size": [3.0, 3.0]}
+    assert request(dash, "GET", "/api/unit?layer=3&c=0&y=0&x=0")[0] == 400  # Flatten
+    assert request(dash, "GET", "/api/unit?layer=x")[0] == 400
+    st = json.loads(request(dash, "GET", "/api/state")[1])
+    assert st["steps"][-1]["loss"] == 2.0 and st["history"][0]["val_acc"] == 0.3
+    conn = http.client.HTTPConnection("127.0.0.1", dash.server_address[1], timeout=10)
+    conn.request("GET", "/api/events", headers={"Host": f"127.0.0.1:{dash.server_address[1]}"})
+    res = conn.getresponse()
+    assert res.getheader("Content-Type") == "text/event-stream"
+    line = res.fp.readline()
+    assert line.startswith(b"data: ") and json.loads(line[6:])["steps"][0]["step"] == 1
+    conn.close()
+
+
+def test_remote_binding_needs_an_explicit_flag():
+    m = Monitor(tiny_model(), META)
+    with pytest.raises(ValueError, match="--allow-remote"):
+        serve(m, "0.0.0.0", 0)
+    m.close()
+
+
+def test_a_watched_training_run_takes_a_new_learning_rate(tmp_path):
+    from convnetpy.train import TrainConfig, fit
+
+    servers, lines = [], []
+    cfg = TrainConfig(model="lenet5", data="synthetic:256", epochs=2, batch_size=32, lr=0.05,
+                      progress=False, out=str(tmp_path), image_size=32)
+    watch = watcher(port=0, log=lines.append, snapshot_every=0.0, keep=servers)
+
+    def watched(*args):
+        monitor = watch(*args)
+        monitor.request_lr(0.01)  # as if the page asked before the first step
+        return monitor
+
+    res = fit(cfg, watch=watched, log=lines.append)
+    srv = servers[0]
+    try:
+        assert res["status"] == "completed"
+        assert any(line.startswith("dashboard: http://127.0.0.1:") for line in lines)
+        assert any("learning rate set to 0.01" in line for line in lines)
+        st = json.loads(request(srv, "GET", "/api/state")[1])
+        assert st["status"] == "completed" and len(st["history"]) == 2
+        assert all(s["lr"] == 0.01 for s in st["steps"][1:])
+        assert wait_snapshot(srv)["layers"]
+    finally:
+        srv.stop()
+
+
+def test_pausing_from_the_page_holds_training_until_resumed(tmp_path):
+    import threading
+
+    from convnetpy.train import TrainConfig, fit
+
+    servers, clicked = [], threading.Event()
+    cfg = TrainConfig(model="lenet5", data="synthetic:256", epochs=1, batch_size=32, lr=0.05,
+                      progress=False, out=str(tmp_path), image_size=32)
+    base = watcher(port=0, log=lambda s: None, keep=servers)
+
+    def watch(*args):  # training starts only once the test has clicked pause
+        monitor = base(*args)
+        clicked.wait(30)
+        return monitor
+
+    result = {}
+    t = threading.Thread(target=lambda: result.update(fit(cfg, watch=watch,
+                                                          log=lambda s: None)))
+    t.start()
+    while not servers:
+        time.sleep(0.01)
+    srv = servers[0]
+    try:
+        status, _ = request(srv, "POST", "/api/control", json.dumps({"action": "pause"}),
+                            {"X-Token": srv.token})
+        assert status == 200
+        clicked.set()
+        time.sleep(0.5)
+        held = json.loads(request(srv, "GET", "/api/state")[1])
+        time.sleep(0.5)
+        later = json.loads(request(srv, "GET", "/api/state")[1])
+        assert held["status"] == later["status"] == "paused"
+        assert held["steps"][-1]["step"] == later["steps"][-1]["step"] == 1  # then it waits
+        request(srv, "POST", "/api/control", json.dumps({"action": "resume"}),
+                {"X-Token": srv.token})
+        t.join(60)
+        assert result["status"] == "completed" and result["step"] == 7
+    finally:
+        clicked.set()
+        srv.monitor.pause(False)
+        t.join(60)
+        srv.stop()
