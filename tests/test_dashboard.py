@@ -232,3 +232,35 @@ def test_pausing_from_the_page_holds_training_until_resumed(tmp_path):
         srv.monitor.pause(False)
         t.join(60)
         srv.stop()
+
+
+def test_dashboard_command_serves_a_finished_run(tmp_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from convnetpy.train import TrainConfig, fit
+
+    run = fit(TrainConfig(model="lenet5", data="synthetic:256", epochs=1, batch_size=32,
+                          progress=False, out=str(tmp_path), image_size=32),
+              log=lambda s: None)["run_dir"]
+    proc = subprocess.Popen([sys.executable, "-m", "convnetpy", "dashboard", run, "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=\S+", line)
+        assert m, line + proc.stderr.read()
+        port = int(m.group(1))
+
+        class Srv:  # what request() needs
+            server_address = ("127.0.0.1", port)
+
+        st = json.loads(request(Srv, "GET", "/api/state")[1])
+        assert st["status"] == "finished run" and len(st["history"]) == 1
+        snap = wait_snapshot(Srv)
+        assert snap["layers"][0]["kind"] == "Conv2d" and len(snap["predictions"]) == 24
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()

@@ -102,6 +102,8 @@ def test_render_grid_and_filters():
     assert img.size == (2 * 6 + 1, 3 * 8 + 2)
     rgb = render.filters(np.random.rand(8, 3, 5, 5), scale=3)
     assert rgb.mode == "RGB" and rgb.size == (3 * 15 + 2, 3 * 15 + 2)  # 3 x 3 tiles of 15 px
+    one = render.filters(np.random.rand(6, 1, 5, 5), scale=2)
+    assert one.size == (3 * 10 + 2, 2 * 10 + 1)  # one patch per filter, 3 x 2 tiles
     grey = render.filters(np.random.rand(4, 6, 3, 3), scale=2)
     assert grey.size == (6 * 7 - 1, 4 * 7 - 1)  # a filter per row, a channel per column
 

@@ -26,7 +26,7 @@ def pick_examples(ds, k: int = EXAMPLES) -> tuple[np.ndarray, np.ndarray] | tupl
 
 
 def watcher(host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False,
-            log=print, snapshot_every: float = 3.0, keep: list | None = None):
+            log=print, snapshot_every: float = 5.0, keep: list | None = None):
     """A ``watch`` callable for ``fit``: starts the server when training starts and prints
     its URL. ``keep`` (a list) receives the server, e.g. to stop it in a test."""
 

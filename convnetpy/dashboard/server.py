@@ -94,6 +94,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._json({"summary": m.summary, "config": m.config,
                                "classes": m.classes, "input_shape": m.meta["input_shape"]})
         if path == "/api/snapshot":
+            m.touch()
             with m.lock:
                 snap = m.snapshot
             return self._json(snap or {"version": 0, "pending": True})
@@ -189,6 +190,7 @@ class Handler(BaseHTTPRequestHandler):
         m, since = self.server.monitor, 0
         try:
             while not self.server.stopping.is_set():
+                m.touch()
                 st = state(m, since)
                 if st["steps"]:
                     since = st["steps"][-1]["step"]

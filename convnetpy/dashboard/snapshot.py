@@ -11,7 +11,8 @@ import numpy as np
 from ..viz import probe as vprobe
 from ..viz import render
 
-MAX_MAPS = 64  # channels drawn per layer
+MAX_MAPS = 32  # channels drawn per layer (and filters per conv layer)
+MAX_FILTER_CHANNELS = 16  # input channels drawn per filter of a deeper conv layer
 
 
 def data_url(img) -> str:
@@ -27,11 +28,16 @@ def _pixels_image(pixels: np.ndarray, size: int = 96):
 
 
 def _maps(a: np.ndarray) -> np.ndarray | None:
-    """What to draw of an output (C, H, W) or a vector (F,): maps, or None."""
+    """What to draw of an output (C, H, W) or a vector (F,): maps, or None. A vector
+    becomes one map of rows of 32 cells (the last row padded with its minimum)."""
     if a.ndim == 3:
         return a[:MAX_MAPS]
-    if a.ndim == 1:  # a vector as one row of 1x1 cells, drawn as a strip
-        return a[None, None, :]
+    if a.ndim == 1 and a.size:
+        cols = min(a.size, 32)
+        rows = -(-a.size // cols)
+        flat = np.full(rows * cols, a.min(), dtype=np.float64)
+        flat[: a.size] = a
+        return flat.reshape(1, rows, cols)
     return None
 
 
@@ -51,7 +57,7 @@ def layer_info(lp: vprobe.LayerProbe) -> dict[str, Any]:
         info["param_formula"] = f"({i} + {bias}) * {o} = {lp.params:,}"
     maps = _maps(lp.output)
     if maps is not None:
-        scale = render.scale_for(*maps.shape[1:], 40)
+        scale = render.scale_for(*maps.shape[1:], 40) if lp.output.ndim == 3 else 6
         cols = min(16, len(maps))
         info["act"] = data_url(render.grid(maps, scale, columns=cols))
         info["act_grid"] = {"cols": cols, "scale": scale, "h": int(maps.shape[1]),
@@ -61,11 +67,12 @@ def layer_info(lp: vprobe.LayerProbe) -> dict[str, Any]:
                                                 columns=min(16, len(maps))))
     if lp.kind == "Conv2d":
         w = m.weight.data
-        info["filters"] = data_url(render.filters(w[:MAX_MAPS], render.scale_for(
-            *w.shape[2:], 20)))
+        # colour patches of the first layer large, the per-channel grey grid small
+        fscale = render.scale_for(*w.shape[2:], 24 if w.shape[1] in (1, 3) else 8)
+        shown = (slice(0, MAX_MAPS), slice(0, MAX_FILTER_CHANNELS))
+        info["filters"] = data_url(render.filters(w[shown], fscale))
         if m.weight.grad is not None:
-            info["weight_grad"] = data_url(render.filters(m.weight.grad.data[:MAX_MAPS],
-                                                          render.scale_for(*w.shape[2:], 20)))
+            info["weight_grad"] = data_url(render.filters(m.weight.grad.data[shown], fscale))
     return info
 
 
@@ -78,7 +85,12 @@ def build_snapshot(monitor, model, example) -> tuple[dict[str, Any], list]:
         pixels, name = monitor.examples[0], "validation image 0"
     else:
         pixels, name = example
-    layers = vprobe.probe(model, monitor.normalise(pixels))
+    x = monitor.normalise(pixels)
+    if monitor.trace_rows is None:  # the architecture does not change: trace it once
+        from ..analysis.trace import trace
+
+        monitor.trace_rows = trace(model, (1,) + x.shape, x.dtype).rows
+    layers = vprobe.probe(model, x, rows=monitor.trace_rows)
     probs = monitor.predict(pixels[None])[0]
     top = [{"class": monitor.classes[i], "p": float(probs[i])} for i in np.argsort(-probs)[:3]]
     snap: dict[str, Any] = {

@@ -76,13 +76,16 @@ def leaf_modules(model: Module) -> dict[int, str]:
             if not any(True for _ in m.children())}
 
 
-def probe(model: Module, image: np.ndarray, target: int | None = None) -> list[LayerProbe]:
-    """One example (C, H, W) through ``model``; see the module docstring."""
+def probe(model: Module, image: np.ndarray, target: int | None = None,
+          rows: dict | None = None) -> list[LayerProbe]:
+    """One example (C, H, W) through ``model``; see the module docstring. ``rows``: the
+    shape pass's rows (``analysis.trace.trace(...).rows``) when the caller keeps them."""
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"probe expects one image (C, H, W), got shape {image.shape}")
     leaves = leaf_modules(model)
-    rows = trace(model, (1,) + image.shape, image.dtype).rows
+    if rows is None:
+        rows = trace(model, (1,) + image.shape, image.dtype).rows
     records: list[tuple[Module, Tensor, Tensor]] = []
 
     def hook(module, inputs, output):

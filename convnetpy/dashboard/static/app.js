@@ -44,7 +44,8 @@ function chart(canvas, series) {
   }
 }
 
-function smooth(points, k = 20) {
+function smooth(points, k = 20, most = 600) {
+  // running mean over k steps, then at most `most` points to draw
   const out = [];
   let acc = 0;
   points.forEach((p, i) => {
@@ -52,13 +53,15 @@ function smooth(points, k = 20) {
     if (i >= k) acc -= points[i - k][1];
     out.push([p[0], acc / Math.min(i + 1, k)]);
   });
-  return out;
+  const every = Math.ceil(out.length / most);
+  return every > 1 ? out.filter((_, i) => i % every === 0 || i === out.length - 1) : out;
 }
 
 function drawRun(st) {
   const status = $("status");
   status.textContent = st.status; status.className = "pill " + st.status;
   $("pause").textContent = st.paused ? "Resume" : "Pause";
+  const changed = st.steps.length > 0 || st.history.length !== history.length;
   steps = steps.concat(st.steps).slice(-5000);
   history = st.history;
   const last = steps[steps.length - 1];
@@ -66,17 +69,18 @@ function drawRun(st) {
     $("n-step").textContent = last.step; $("n-loss").textContent = fmt(last.loss);
     $("n-acc").textContent = pct(last.acc); $("n-ips").textContent = Math.round(last.img_s);
     $("n-ms").textContent = last.ms.toFixed(1); $("n-lr").textContent = fmt(last.lr, 3);
-    if (document.activeElement !== $("lr") && !$("lr").value) $("lr").value = fmt(last.lr, 3);
+    if (document.activeElement !== $("lr")) $("lr").value = fmt(last.lr, 3);
   }
   const ev = history[history.length - 1];
   if (ev) { $("n-val").textContent = pct(ev.val_acc); $("progress").textContent = `epoch ${ev.epoch}`; }
+  if (st.version !== version) loadSnapshot();
+  if (!changed) return;
   const xs = (k) => steps.map((s) => [s.step, s[k]]);
   const ep = (k) => history.map((h) => [h.step, h[k]]);
   chart($("loss-chart"), [{ points: smooth(xs("loss")), color: "#4c9be8" },
                           { points: ep("val_loss"), color: "#f0754e", dots: true }]);
   chart($("acc-chart"), [{ points: smooth(xs("acc")), color: "#4c9be8" },
                          { points: ep("val_acc"), color: "#f0754e", dots: true }]);
-  if (st.version !== version) loadSnapshot();
 }
 
 async function loadSnapshot() {
@@ -84,6 +88,10 @@ async function loadSnapshot() {
   if (!snap.version || snap.version === version) return;
   version = snap.version;
   if (snap.error) { $("ex-name").textContent = "snapshot failed: " + snap.error; return; }
+  if (!$("ex-name").textContent.startsWith(snap.example.name)) {  // a new example: old unit is stale
+    $("unit").textContent = "Click a unit of an activation map to see the input window it sees and the dot product that made it.";
+    drawRF(null);
+  }
   $("ex-img").src = snap.example.image; $("ex-name").textContent = `${snap.example.name} (step ${snap.step})`;
   exampleSize = snap.example.size;
   bars($("ex-top"), snap.example.top);
@@ -92,36 +100,51 @@ async function loadSnapshot() {
   drawPreds(snap.predictions || []);
 }
 
-function drawLayers() {
-  const root = $("layers");
-  root.innerHTML = "";
-  for (const L of layers) {
-    const card = document.createElement("div");
-    card.className = "card layer";
-    const s = L.stats, g = (v) => (v === null ? "-" : fmt(v, 3));
-    card.innerHTML = `<div class="meta"><b>${L.kind}</b> <span>${L.path}</span><br>
+function layerText(L) {
+  const s = L.stats, g = (v) => (v === null ? "-" : fmt(v, 3));
+  return `<b>${L.kind}</b> <span>${L.path}</span><br>
       output ${L.shape.join("x")}<br>params ${L.params.toLocaleString()}
       ${L.param_formula ? "<br>" + L.param_formula : ""}
       ${L.formula.length ? "<br>" + L.formula.join("<br>") : ""}
       <br>activations min ${g(s.min)} max ${g(s.max)} mean ${g(s.mean)}
-      <br>gradients min ${g(s.grad_min)} max ${g(s.grad_max)} mean ${g(s.grad_mean)}</div>
-      <div class="pics"></div>`;
-    const pics = card.querySelector(".pics");
-    const add = (label, src, cls) => {
-      if (!src) return;
+      <br>gradients min ${g(s.grad_min)} max ${g(s.grad_max)} mean ${g(s.grad_mean)}`;
+}
+
+const PICS = [["act", "activations"], ["grad", "activation gradients"], ["filters", "filters"],
+              ["weight_grad", "weight gradients"]];
+let cards = [];  // per layer: {meta, imgs: {key: img}}, reused while the layers stay the same
+
+function drawLayers() {
+  const same = cards.length === layers.length && layers.every((L, i) => cards[i].path === L.path);
+  if (!same) buildLayers();
+  layers.forEach((L, i) => {  // in place: new text and pictures, no new elements
+    cards[i].meta.innerHTML = layerText(L);
+    for (const [key] of PICS) if (L[key] && cards[i].imgs[key]) cards[i].imgs[key].src = L[key];
+  });
+}
+
+function buildLayers() {
+  const root = $("layers");
+  root.innerHTML = "";
+  cards = layers.map((L) => {
+    const card = document.createElement("div");
+    card.className = "card layer";
+    card.innerHTML = `<div class="meta"></div><div class="pics"></div>`;
+    const pics = card.querySelector(".pics"), imgs = {};
+    for (const [key, label] of PICS) {
+      if (!L[key]) continue;
       const d = document.createElement("div");
-      d.innerHTML = `<span>${label}</span><img class="${cls || ""}">`;
-      d.querySelector("img").src = src;
+      d.innerHTML = `<span>${label}</span><img>`;
+      imgs[key] = d.querySelector("img");
       pics.appendChild(d);
-      return d.querySelector("img");
-    };
-    const act = add("activations", L.act, L.spatial ? "act" : "");
-    if (act && L.spatial) act.addEventListener("click", (e) => clickUnit(L, act, e));
-    add("activation gradients", L.grad);
-    add("filters", L.filters);
-    add("weight gradients", L.weight_grad);
+    }
+    if (imgs.act && L.spatial) {
+      imgs.act.className = "act";
+      imgs.act.addEventListener("click", (e) => clickUnit(layers[L.index], imgs.act, e));
+    }
     root.appendChild(card);
-  }
+    return { path: L.path, meta: card.querySelector(".meta"), imgs };
+  });
 }
 
 async function clickUnit(L, img, e) {
@@ -168,7 +191,7 @@ function drawPreds(preds) {
   for (const p of preds) {
     const d = document.createElement("div");
     d.className = "pred " + (p.label === null ? "" : p.correct ? "ok" : "bad");
-    d.innerHTML = `<img><div>${p.label === null ? "" : "true: " + p.label}</div><div class="bars"></div>`;
+    d.innerHTML = `<img><div>${p.label === null ? "" : (p.correct ? "&#10003; " : "&#10007; ") + p.label}</div><div class="bars"></div>`;
     d.querySelector("img").src = p.image;
     bars(d.querySelector(".bars"), p.top);
     root.appendChild(d);
