@@ -264,3 +264,14 @@ def test_dashboard_command_serves_a_finished_run(tmp_path):
         assert proc.wait(20) == 0
     finally:
         proc.kill()
+
+
+def test_remote_binding_with_the_flag_prints_a_warning():
+    m, lines = Monitor(tiny_model(), META), []
+    srv = serve(m, "0.0.0.0", 0, allow_remote=True, log=lines.append)
+    try:
+        assert lines and lines[0].startswith("WARNING: the dashboard listens on 0.0.0.0")
+        assert request(srv, "GET", "/api/state", host="my-machine.lan:8765")[0] == 200
+        assert request(srv, "POST", "/api/control", b'{"action": "pause"}')[0] == 403
+    finally:
+        srv.stop()

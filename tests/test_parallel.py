@@ -1,6 +1,7 @@
-"""The thread split of NumPy work (kernels/_parallel.py): every index covered once, errors
-re-raised, a busy pool or a nested call runs inline on the same parts, and the kernels that
-split their work match the loop reference when the split really happens."""
+"""The kernels' shared machinery: the thread split of NumPy work (kernels/_parallel.py:
+every index covered once, errors re-raised, a busy pool or a nested call runs inline on the
+same parts, the kernels that split their work match the loop reference when the split
+really happens) and the scratch buffers (kernels/_workspace.py)."""
 
 import threading
 
@@ -77,3 +78,16 @@ def test_batch_norm_split_over_threads_matches_reference(shape, split_everything
 def test_relu_split_over_threads_matches_reference(shape, split_everything):
     x = np.random.default_rng(1).standard_normal(shape)
     check_act("relu", x)
+
+
+def test_scratch_reuses_memory_but_does_not_keep_huge_buffers(monkeypatch):
+    from convnetpy.kernels import _workspace as ws
+
+    a = ws.scratch("test.role", (10, 10), np.float32)
+    b = ws.scratch("test.role", (5, 4), np.float32)
+    assert np.shares_memory(a, b) and b.shape == (5, 4)
+    monkeypatch.setattr(ws, "KEEP_BYTES", 1000)
+    big = ws.scratch("test.role", (100, 100), np.float32)
+    again = ws.scratch("test.role", (100, 100), np.float32)
+    assert big.shape == (100, 100) and not np.shares_memory(big, again)
+    assert np.shares_memory(ws.scratch("test.role", (10, 10), np.float32), a)

@@ -33,10 +33,7 @@ def watcher(host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = Fals
     def watch(model, meta, val_ds, summary_text, config):
         examples, labels = pick_examples(val_ds)
         monitor = Monitor(model, meta, examples, labels, summary_text, config, snapshot_every)
-        srv = serve(monitor, host, port, allow_remote)
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            log(f"WARNING: the dashboard listens on {host}: anyone who can reach this "
-                "machine can see it (changes still need the token)")
+        srv = serve(monitor, host, port, allow_remote, log)
         log(f"dashboard: {srv.url}")
         if keep is not None:
             keep.append(srv)

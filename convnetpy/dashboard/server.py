@@ -8,8 +8,9 @@ state-changing ``POST /api/control`` (``{"action": "pause"|"resume"|"lr", "lr": 
 ``POST /api/upload`` (a JPEG or PNG as the body) need the token printed in the URL, as
 ``?token=`` or an ``X-Token`` header.
 
-Safety: binds 127.0.0.1 unless told otherwise; a request whose Host header is not this
-server's address gets 403 (DNS rebinding); uploads over 10 MB get 413, other types than
+Safety: binds 127.0.0.1 unless told otherwise (then with a warning, and any Host header is
+accepted); on 127.0.0.1 a request whose Host header is not this server's address gets 403
+(DNS rebinding); uploads over 10 MB get 413, other types than
 JPEG/PNG 415, undecodable images 400, and the server keeps serving.
 """
 
@@ -66,6 +67,8 @@ class Handler(BaseHTTPRequestHandler):
         self._json({"error": message}, code)
 
     def _host_ok(self) -> bool:
+        if self.server.allowed_hosts is None:  # --allow-remote: reached by any name
+            return True
         host = (self.headers.get("Host") or "").strip().lower()
         return host in self.server.allowed_hosts
 
@@ -231,7 +234,8 @@ class DashboardServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, monitor: Monitor, host: str = "127.0.0.1", port: int = 0,
-                 token: str | None = None, event_every: float = 1.0) -> None:
+                 token: str | None = None, event_every: float = 1.0,
+                 check_host: bool = True) -> None:
         super().__init__((host, port), Handler)
         self.monitor = monitor
         self.token = token or secrets.token_urlsafe(16)
@@ -239,7 +243,8 @@ class DashboardServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         real_port = self.server_address[1]
         names = {"127.0.0.1", "localhost", host.lower()}
-        self.allowed_hosts = {f"{n}:{real_port}" for n in names} | names
+        self.allowed_hosts: set[str] | None = (
+            {f"{n}:{real_port}" for n in names} | names if check_host else None)
         self._thread: threading.Thread | None = None
 
     @property
@@ -261,11 +266,16 @@ class DashboardServer(ThreadingHTTPServer):
 
 
 def serve(monitor: Monitor, host: str = "127.0.0.1", port: int = 8765,
-          allow_remote: bool = False) -> DashboardServer:
-    """Start the server in a thread; refuses a non-local ``host`` unless ``allow_remote``."""
-    if host not in ("127.0.0.1", "localhost", "::1") and not allow_remote:
-        raise ValueError(f"refusing to serve the dashboard on {host}: it would be reachable "
-                         f"from other machines; pass --allow-remote if you mean it")
-    srv = DashboardServer(monitor, host, port).start()
+          allow_remote: bool = False, log=print) -> DashboardServer:
+    """Start the server in a thread; refuses a non-local ``host`` unless ``allow_remote``,
+    and then says so through ``log``."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        if not allow_remote:
+            raise ValueError(f"refusing to serve the dashboard on {host}: it would be "
+                             "reachable from other machines; pass --allow-remote if you mean it")
+        log(f"WARNING: the dashboard listens on {host}: anyone who can reach this machine "
+            "can see it, by any host name (changes still need the token)")
+    remote = host not in ("127.0.0.1", "localhost", "::1")
+    srv = DashboardServer(monitor, host, port, check_host=not remote).start()
     time.sleep(0)  # let the thread start listening
     return srv

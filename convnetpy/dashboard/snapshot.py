@@ -55,6 +55,8 @@ def layer_info(lp: vprobe.LayerProbe) -> dict[str, Any]:
         o, i = m.weight.shape
         bias = 1 if m.bias is not None else 0
         info["param_formula"] = f"({i} + {bias}) * {o} = {lp.params:,}"
+    elif lp.kind.startswith("BatchNorm") and lp.params:
+        info["param_formula"] = f"2 * {lp.params // 2} (scale, shift) = {lp.params:,}"
     maps = _maps(lp.output)
     if maps is not None:
         scale = render.scale_for(*maps.shape[1:], 40) if lp.output.ndim == 3 else 6

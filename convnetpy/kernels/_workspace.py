@@ -3,8 +3,8 @@
 A kernel that needs a temporary (the im2col columns of one chunk, say) asks for it by role;
 the same memory comes back next time, so large temporaries cost neither an allocation nor
 the page faults of fresh memory. The contents are whatever the last user left: callers
-overwrite or zero what they read. Buffers only grow, and are bounded by the chunk sizes the
-kernels choose (a few MiB each).
+overwrite or zero what they read. A buffer only grows, up to KEEP_BYTES: a larger request
+gets fresh memory that is not kept, so a big model run once does not pin its temporaries.
 
 >>> a = scratch("demo", (2, 3), np.float32)
 >>> b = scratch("demo", (3, 2), np.float32)
@@ -19,6 +19,7 @@ import threading
 import numpy as np
 
 _local = threading.local()
+KEEP_BYTES = 64 << 20  # the largest buffer kept per role and thread
 
 
 def scratch(role: str, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -28,6 +29,8 @@ def scratch(role: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     size = 1
     for s in shape:
         size *= int(s)
+    if size * dtype.itemsize > KEEP_BYTES:
+        return np.empty(shape, dtype=dtype)
     pool = getattr(_local, "pool", None)
     if pool is None:
         pool = _local.pool = {}
@@ -37,7 +40,3 @@ def scratch(role: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         buf = pool[key] = np.empty(max(size, 1), dtype=dtype)
     return buf[:size].reshape(shape)
 
-
-def release() -> None:
-    """Drop this thread's buffers (they are rebuilt on the next request)."""
-    _local.pool = {}

@@ -164,7 +164,10 @@ async function clickUnit(L, img, e) {
   const table = (m, win) => "<table>" + m.map((row, i) => "<tr>" + row.map((v, j) =>
     `<td class="${win && win[0] === i && win[1] === j ? "win" : ""}">${v === null ? "pad" : fmt(v, 3)}</td>`).join("") + "</tr>").join("") + "</table>";
   if (u.weights) {
-    html += `<br>window (input channel 0 of ${u.window.length})${table(u.window[0])}filter weights (channel 0)${table(u.weights[0])}`;
+    const shown = Math.min(3, u.window.length);
+    for (let k = 0; k < shown; k++)
+      html += `<br>input channel ${k}: window${table(u.window[k])}weights${table(u.weights[k])}`;
+    if (u.window.length > shown) html += `(channels ${shown}..${u.window.length - 1} not shown)<br>`;
     html += `sum over all channels of window x weights = ${fmt(u.dot)}, + bias ${fmt(u.bias)} = <b>${fmt(u.total)}</b>`;
     if (u.relu !== undefined) html += `, then ReLU: max(0, ${fmt(u.total)}) = <b>${fmt(u.relu)}</b>`;
   } else if (u.winner) {
