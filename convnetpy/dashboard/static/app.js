@@ -91,6 +91,7 @@ async function loadSnapshot() {
   if (!$("ex-name").textContent.startsWith(snap.example.name)) {  // a new example: old unit is stale
     $("unit").textContent = "Click a unit of an activation map to see the input window it sees and the dot product that made it.";
     drawRF(null);
+    $("upload-msg").textContent = "";
   }
   $("ex-img").src = snap.example.image; $("ex-name").textContent = `${snap.example.name} (step ${snap.step})`;
   exampleSize = snap.example.size;
