@@ -60,3 +60,12 @@ def test_time_to_accuracy_reads_the_run_it_started():
     assert res["epochs"] == 2 and 0 < res["best_val_acc"] <= 1 and res["wall_s"] > 0
     if res["reached_at_epoch"]:
         assert res["reached_after_s"] > 0 and res["best_val_acc"] >= 0.8
+
+
+def test_dashboard_overhead_run_reports_its_timing():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dashboard_overhead.py"),
+                          "--one", "dashboard", "--steps", "22"],
+                         capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["mode"] == "dashboard" and res["seconds"] > 0
+    assert res["snapshot_seconds"] == 0  # no page asked: no snapshot was made
