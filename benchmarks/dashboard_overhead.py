@@ -41,7 +41,7 @@ def one_run(mode: str, steps: int) -> dict:
             pass
 
         def wait_if_paused(self):
-            pass
+            return 0.0
 
         def take_lr(self):
             return None

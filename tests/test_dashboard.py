@@ -227,6 +227,8 @@ def test_pausing_from_the_page_holds_training_until_resumed(tmp_path):
                 {"X-Token": srv.token})
         t.join(60)
         assert result["status"] == "completed" and result["step"] == 7
+        # the second-long pause is not training time (7 small steps take ~0.1 s)
+        assert result["history"][0]["time"] < 0.9
     finally:
         clicked.set()
         srv.monitor.pause(False)

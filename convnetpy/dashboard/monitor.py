@@ -109,13 +109,17 @@ class Monitor:
         if getattr(self, "_last_step", None) is not None:
             self.offer_weights(self._last_step)
 
-    def wait_if_paused(self) -> None:
-        if not self._resume.is_set():
-            with self.lock:
-                self.status = "paused"
-            self._resume.wait()
-            with self.lock:
-                self.status = "training"
+    def wait_if_paused(self) -> float:
+        """Block while the page has paused training; returns the seconds it waited."""
+        if self._resume.is_set():
+            return 0.0
+        t0 = time.perf_counter()
+        with self.lock:
+            self.status = "paused"
+        self._resume.wait()
+        with self.lock:
+            self.status = "training"
+        return time.perf_counter() - t0
 
     def take_lr(self) -> float | None:
         with self.lock:

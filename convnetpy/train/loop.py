@@ -260,7 +260,8 @@ def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
                 if monitor is not None:
                     monitor.on_step(step, lv, correct / len(y), opt.param_groups[0]["lr"],
                                     time.perf_counter() - t_step, len(y))
-                    monitor.wait_if_paused()
+                    paused = monitor.wait_if_paused()  # a pause counts in no rate or limit
+                    t0, t_start = t0 + paused, t_start + paused
                     new_lr = monitor.take_lr()
                     if new_lr is not None:
                         for group in opt.param_groups:
@@ -290,7 +291,7 @@ def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
                    "acc": sums["correct"] / max(sums["seen"], 1), "val_loss": val["loss"],
                    "val_acc": val["acc"], "time": sums["time"],
                    "img_per_s": sums["seen"] / max(sums["time"], 1e-9),
-                   "lr": sched.get_last_lr()[0], "elapsed": time.perf_counter() - t_start}
+                   "lr": opt.param_groups[0]["lr"], "elapsed": time.perf_counter() - t_start}
             history.append(rec)
             if monitor is not None:
                 monitor.on_epoch(rec)
