@@ -145,6 +145,9 @@ def test_snapshot_layers_units_and_events(dash):
     assert u["input_window"] == {"rows": [1, 4], "cols": [2, 5], "size": [3.0, 3.0]}
     assert request(dash, "GET", "/api/unit?layer=3&c=0&y=0&x=0")[0] == 400  # Flatten
     assert request(dash, "GET", "/api/unit?layer=x")[0] == 400
+    assert request(dash, "GET", "/api/state?since=abc")[0] == 400
+    assert request(dash, "POST", "/api/upload", b"", {"X-Token": dash.token,
+                                                      "Content-Length": "-5"})[0] == 400
     st = json.loads(request(dash, "GET", "/api/state")[1])
     assert st["steps"][-1]["loss"] == 2.0 and st["history"][0]["val_acc"] == 0.3
     conn = http.client.HTTPConnection("127.0.0.1", dash.server_address[1], timeout=10)

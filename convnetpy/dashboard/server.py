@@ -78,6 +78,12 @@ class Handler(BaseHTTPRequestHandler):
 
     # ----- verbs -----
     def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+        try:
+            self._get()
+        except ValueError as e:  # a malformed query parameter
+            self._error(400, str(e))
+
+    def _get(self) -> None:
         if not self._host_ok():
             return self._error(403, "unexpected Host header")
         url = urlsplit(self.path)
@@ -110,6 +116,7 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self) -> None:  # noqa: N802
+        self.close_connection = True  # an unread body must not reach the next request
         if not self._host_ok():
             return self._error(403, "unexpected Host header")
         url = urlsplit(self.path)
@@ -120,12 +127,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(403, "missing or wrong token (use the URL printed at start)")
         try:
             length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError
         except ValueError:
             return self._error(400, "bad Content-Length")
         if length > MAX_UPLOAD:
             # read and drop a moderately large body so the client sees the answer, not a
             # reset; a huge one is cut off
-            self.close_connection = True
             left = length if length <= 4 * MAX_UPLOAD else 0
             while left > 0:
                 chunk = self.rfile.read(min(left, 1 << 16))
