@@ -183,6 +183,8 @@ def cmd_eval(args) -> int:
 def _confusion_png(conf: np.ndarray, classes, path: Path) -> None:
     from PIL import Image, ImageDraw
 
+    from .viz.render import save_png
+
     k, cell, pad = len(classes), 40, 90
     img = Image.new("RGB", (pad + k * cell + 10, pad + k * cell + 10), "white")
     d = ImageDraw.Draw(img)
@@ -197,7 +199,7 @@ def _confusion_png(conf: np.ndarray, classes, path: Path) -> None:
             d.rectangle(box, fill=(shade, shade, 255))
             d.text((box[0] + 4, box[1] + 14), str(conf[i, j]),
                    fill=(0, 0, 0) if shade > 120 else (255, 255, 255))
-    img.save(path, format="PNG")
+    save_png(img, path)
 
 
 def image_input(path, meta: dict) -> tuple[np.ndarray, np.ndarray]:

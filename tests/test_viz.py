@@ -96,8 +96,11 @@ def test_explain_pool_unit_names_the_winner():
 
 
 def test_render_grid_and_filters():
-    assert render.to_uint8(np.full((2, 2), 3.0)).tolist() == [[128, 128], [128, 128]]
-    assert render.to_uint8(np.array([0.0, 1.0])).tolist() == [0, 255]
+    # each map scaled by its own min and max; a constant map is mid-grey
+    flat = np.asarray(render.grid(np.stack([np.full((2, 2), 3.0), [[0.0, 1.0], [0.0, 0.0]]]),
+                                  columns=2))
+    assert flat[:, :2, 0].tolist() == [[128, 128], [128, 128]]
+    assert flat[0, 3:, 0].tolist() == [0, 255]
     img = render.grid(np.random.rand(5, 4, 3), scale=2, columns=2)
     assert img.size == (2 * 6 + 1, 3 * 8 + 2)
     rgb = render.filters(np.random.rand(8, 3, 5, 5), scale=3)

@@ -15,7 +15,6 @@ reads the controls: ``wait_if_paused`` blocks while the page has paused training
 from __future__ import annotations
 
 import copy
-import io
 import threading
 import time
 from collections import deque
@@ -215,12 +214,6 @@ class Monitor:
                 self.snapshot = snap
         self._last_cost = time.perf_counter() - t0
         self.snapshot_seconds += self._last_cost
-
-
-def png_bytes(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)  # 3x faster than the default; small maps
-    return buf.getvalue()
 
 
 def state(monitor: Monitor, since: int = 0) -> dict[str, Any]:

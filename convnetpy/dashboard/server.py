@@ -221,21 +221,14 @@ def _int(q: dict, key: str, default: int) -> int:
 
 
 def decode_image(data: bytes, input_shape) -> np.ndarray:
-    """JPEG/PNG bytes -> uint8 (C, H, W) at the model's size (Pillow, size-capped)."""
+    """JPEG/PNG bytes -> uint8 (C, H, W) at the model's size, by the image-folder decoder
+    (Pillow restricted to JPEG/PNG, pixel cap)."""
     import io
 
-    from PIL import Image
-
-    from ..data.folder import MAX_PIXELS
+    from ..data.folder import MAX_PIXELS, _decode
 
     c, h, w = input_shape
-    with Image.open(io.BytesIO(data), formats=["JPEG", "PNG"]) as im:
-        if im.size[0] * im.size[1] > MAX_PIXELS:
-            raise ValueError(f"{im.size[0]}x{im.size[1]} pixels exceeds the cap")
-        im.load()
-        im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return _decode(io.BytesIO(data), (h, w), "L" if c == 1 else "RGB", MAX_PIXELS)
 
 
 class DashboardServer(ThreadingHTTPServer):

@@ -4,6 +4,7 @@ example, and predictions on a grid of validation images. Pictures travel as PNG 
 from __future__ import annotations
 
 import base64
+import io
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,9 @@ MAX_FILTER_CHANNELS = 16  # input channels drawn per filter of a deeper conv lay
 
 
 def data_url(img) -> str:
-    from .monitor import png_bytes
-
-    return "data:image/png;base64," + base64.b64encode(png_bytes(img)).decode("ascii")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)  # 3x faster than the default; small maps
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _pixels_image(pixels: np.ndarray, size: int = 96):

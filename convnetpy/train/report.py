@@ -51,6 +51,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     """Loss (left) and accuracy (right) per epoch, train and validation, as a PNG."""
     from PIL import Image, ImageDraw
 
+    from ..viz.render import save_png
+
     w, h, pad = 900, 360, 50
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)
@@ -82,6 +84,4 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
                 draw.line(pts, fill=colors[k], width=2)
             for px, py in pts:
                 draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colors[k])
-    tmp = path.with_suffix(".tmp.png")
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
+    save_png(img, path)

@@ -43,6 +43,7 @@ class LayerProbe:
     rf: Any = None  # ((size_h, size_w), (jump_h, jump_w), (start_h, start_w))
     formula: tuple[str, ...] = ()
     params: int = 0
+    input_hw: tuple[int, int] = (0, 0)  # the probed image's height and width
 
     def rf_window(self, row: int, col: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """Input rows [r0, r1) and columns [c0, c1) that output unit (row, col) sees,
@@ -50,15 +51,13 @@ class LayerProbe:
         if self.rf is None:
             raise ValueError(f"{self.kind} at {self.path}: no receptive field (not spatial)")
         size, jump, start = self.rf
-        h, w = self._input_hw
+        h, w = self.input_hw
         out = []
         for ax, (u, n) in enumerate(((row, h), (col, w))):
             centre = start[ax] + u * jump[ax]
             lo = int(np.floor(centre - size[ax] / 2 + 1e-9))
             out.append((max(lo, 0), min(lo + int(size[ax]), n)))
         return tuple(out)  # type: ignore[return-value]
-
-    _input_hw: tuple[int, int] = (0, 0)
 
     def stats(self) -> dict[str, float | None]:
         """min/max/mean of the output and of its gradient."""
@@ -127,8 +126,8 @@ def probe(model: Module, image: np.ndarray, target: int | None = None,
             output=o.data[0].copy(), grad=None if o.grad is None else o.grad.data[0].copy(),
             rf=row.rf if row is not None and len(o.shape) == 4 else None,
             formula=tuple(row.formula) if row is not None else (),
-            params=sum(int(p.data.size) for p in module.parameters(recurse=False)))
-        lp._input_hw = image.shape[1:]
+            params=sum(int(p.data.size) for p in module.parameters(recurse=False)),
+            input_hw=tuple(image.shape[1:]))
         out.append(lp)
     return out
 

@@ -16,16 +16,6 @@ GAP = 1
 BACKGROUND = (24, 26, 31)
 
 
-def to_uint8(a: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """Scale ``a`` to 0..255 between ``lo`` and ``hi`` (its own min and max by default)."""
-    a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    lo = float(a.min()) if lo is None else lo
-    hi = float(a.max()) if hi is None else hi
-    if hi - lo < 1e-12:
-        return np.full(a.shape, 128, dtype=np.uint8)
-    return np.clip((a - lo) / (hi - lo) * 255 + 0.5, 0, 255).astype(np.uint8)
-
-
 def _normalise_each(maps: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """uint8 of every map scaled by its own min and max over ``axes`` (constant: 128)."""
     a = np.nan_to_num(np.asarray(maps, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
