@@ -3,6 +3,11 @@
 ``set_num_threads(n)`` / ``get_num_threads()``: threads for the element-wise kernels
 (batch norm, ReLU) that NumPy would run on one core; BLAS keeps its own setting.
 
+``use_compiled(flag)`` / ``compiled_loops()``: with numba installed (``pip install
+convnetpy[fast]``) the kernels run compiled loops for im2col/col2im, batch norm and ReLU;
+``use_compiled(False)`` (or CONVNETPY_COMPILED=0 in the environment) runs the pure-NumPy code,
+which gives the same results. ``compiled_loops()`` says which is in use.
+
 ``keep_freed_memory()``: glibc returns large freed blocks to the kernel (every array over its
 mmap threshold, and the top of the heap above the trim threshold), so the next training step
 allocates them afresh and pays a page fault per 4 KiB. Measured on a ResNet-20 step at batch
@@ -22,9 +27,12 @@ import ctypes
 import ctypes.util
 import sys
 
+from .kernels._compiled import describe as compiled_loops
+from .kernels._compiled import use_compiled
 from .kernels._parallel import get_num_threads, set_num_threads
 
-__all__ = ["get_num_threads", "keep_freed_memory", "set_num_threads"]
+__all__ = ["compiled_loops", "get_num_threads", "keep_freed_memory", "set_num_threads",
+           "use_compiled"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 _MMAP_THRESHOLD = 32 << 20  # glibc's own ceiling for its dynamic threshold on 64-bit

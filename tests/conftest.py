@@ -64,3 +64,19 @@ def zoo(name, **kwargs):
     if key not in _ZOO:
         _ZOO[key] = models.get(name, **kwargs)
     return _ZOO[key]
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def both_loops(request):
+    """Run a test once with the numba-compiled loops and once with the pure-NumPy code
+    (kernels/_compiled.py); the compiled run is skipped, with the reason, without numba."""
+    from convnetpy.kernels import _compiled
+
+    was = _compiled.use_compiled(request.param == "compiled")
+    try:
+        if request.param == "compiled" and _compiled.loops() is None:
+            pytest.skip("numba is not installed (pip install -e '.[fast]'): the compiled "
+                        "loops are not tested")
+        yield request.param
+    finally:
+        _compiled.use_compiled(was)

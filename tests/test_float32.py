@@ -8,6 +8,9 @@ from conftest import rel_fro
 import convnetpy as cp
 import convnetpy.functional as F
 
+# every test here runs with the compiled loops and with the pure-NumPy code
+pytestmark = pytest.mark.usefixtures("both_loops")
+
 OPS = {
     "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=2),
                [(4, 4, 13, 11), (6, 2, 3, 3), (6,)]),

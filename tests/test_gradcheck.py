@@ -9,6 +9,9 @@ import pytest
 import convnetpy as cp
 from convnetpy import nn
 
+# every test here runs with the compiled loops and with the pure-NumPy code
+pytestmark = pytest.mark.usefixtures("both_loops")
+
 
 def numeric_grad(f, arr, eps=1e-6):
     g = np.zeros_like(arr)

@@ -1,6 +1,6 @@
 """The dependency rules of DESIGN.md, read from the source: kernels import only numpy (and
-their siblings); nn never imports data/train/dashboard; nothing in convnetpy imports torch
-except an explicit interop module."""
+their siblings; numba in the one module of optional compiled loops); nn never imports
+data/train/dashboard; nothing in convnetpy imports torch except an explicit interop module."""
 
 import ast
 from pathlib import Path
@@ -30,7 +30,17 @@ def test_kernels_import_only_numpy_and_each_other():
             # buffers per thread, the worker threads); no other package, no layer above kernels
             ok = root in ("numpy", "__future__", "math", "typing", "threading", "queue", "os") or (
                 name.startswith(".") and not name.startswith(".."))
+            # the optional compiled loops live in one module, imported only through _compiled
+            ok = ok or (path.name == "_loops.py" and root == "numba")
             assert ok, f"{path.name} imports {name}"
+
+
+def test_only_the_switch_imports_the_compiled_loops():
+    for path in PKG.rglob("*.py"):
+        if path.name in ("_compiled.py", "_loops.py"):
+            continue
+        bad = {n for n in imports(path) if n.endswith("_loops") or n.split(".")[0] == "numba"}
+        assert not bad, f"{path.relative_to(PKG)} imports {bad}: go through kernels._compiled"
 
 
 def test_nothing_imports_torch():

@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 from convnetpy.kernels import conv as kconv
 from convnetpy.kernels.conv import conv2d_backward, conv2d_forward
 
+# every test here runs with the compiled loops and with the pure-NumPy code
+pytestmark = pytest.mark.usefixtures("both_loops")
+
 # (N, C, H, W, O, K(h,w), stride, pads, dilation, groups, bias)
 CASES = {
     "batch1_3x3": (1, 2, 5, 5, 3, (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, True),

@@ -14,6 +14,9 @@ from convnetpy.kernels import linear as kl
 from convnetpy.kernels import loss as kloss
 from convnetpy.kernels import normalization as kn
 
+# every test here runs with the compiled loops and with the pure-NumPy code
+pytestmark = pytest.mark.usefixtures("both_loops")
+
 
 # ---------------------------------------------------------------- linear
 def check_linear(lead, fin, fout, bias, seed=0):

@@ -11,6 +11,9 @@ from convnetpy.kernels import padding as kp
 from convnetpy.kernels import pooling as kpool
 from convnetpy.kernels._shape import ShapeError
 
+# every test here runs with the compiled loops and with the pure-NumPy code
+pytestmark = pytest.mark.usefixtures("both_loops")
+
 # (N, C, H, W, kernel, stride, padding, dilation, ceil_mode)
 MAX_CASES = {
     "batch1_2x2": (1, 1, 4, 4, (2, 2), (2, 2), (0, 0), (1, 1), False),

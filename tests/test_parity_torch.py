@@ -10,7 +10,8 @@ import convnetpy.functional as F
 from convnetpy import nn, optim
 from convnetpy.models import portable as nets
 
-pytestmark = [needs_torch, pytest.mark.torch]
+# with the compiled loops and with the pure-NumPy code
+pytestmark = [needs_torch, pytest.mark.torch, pytest.mark.usefixtures("both_loops")]
 if HAVE_TORCH:
     import torch
     import torch.nn.functional as TF

@@ -1,9 +1,11 @@
 """convnetpy.runtime: the thread setting and keep_freed_memory (in fresh processes, since
 the malloc setting is process-wide and cannot be undone)."""
 
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import convnetpy as cp
@@ -51,3 +53,44 @@ def test_thread_count_round_trips_and_validates():
         cp.runtime.set_num_threads(n)
     with pytest.raises(ValueError, match="positive int"):
         cp.runtime.set_num_threads(-2)
+
+
+def test_the_compiled_loops_switch_off_by_environment_and_by_call():
+    code = ("from convnetpy import runtime; print(runtime.compiled_loops()); "
+            "runtime.use_compiled(False); print(runtime.compiled_loops())")
+    env_off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env={**os.environ, "CONVNETPY_COMPILED": "0"})
+    assert env_off.stdout.split("\n")[:2] == ["NumPy only", "NumPy only"]
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        check=True, env={k: v for k, v in os.environ.items()
+                                         if k != "CONVNETPY_COMPILED"})
+    first, second = on.stdout.split("\n")[:2]
+    assert second == "NumPy only"
+    try:
+        import numba
+    except ImportError:
+        assert first == "NumPy only"
+    else:
+        assert first == f"numba {numba.__version__}"
+
+
+@pytest.mark.usefixtures("both_loops")
+def test_a_conv_backward_unfolds_the_way_its_forward_did():
+    # the mode is fixed when the forward pass runs: switching between forward and
+    # backward must not mix the compiled layout with the NumPy one
+    from convnetpy.kernels import _compiled
+    from convnetpy.kernels.conv import conv2d_backward, conv2d_forward
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 7))
+    w = rng.standard_normal((4, 3, 3, 3))
+    out, cache = conv2d_forward(x, w, None, padding=((1, 1), (1, 1)))
+    dout = rng.standard_normal(out.shape)
+    want = conv2d_backward(dout, cache)
+    was = _compiled.use_compiled(_compiled.loops() is None)  # the other mode
+    try:
+        got = conv2d_backward(dout, cache)
+    finally:
+        _compiled.use_compiled(was)
+    for g, r in zip(got, want):
+        np.testing.assert_array_equal(g, r)

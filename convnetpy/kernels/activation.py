@@ -12,12 +12,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._parallel import rows
+from ._compiled import loops
+from ._parallel import parallel_for, rows
+
+
+def _flat_loop(name: str, *arrays) -> bool:
+    """Run the compiled element-wise loop ``name`` over flat parts of ``arrays`` (the last
+    one is written) split over the cores; False (nothing done) when the loops are off or an
+    array is not a C-contiguous float32/float64 array of the shape and dtype of the first."""
+    first, lp = arrays[0], loops()
+    if not lp or not all(
+            a.shape == first.shape and a.dtype == first.dtype and a.flags.c_contiguous
+            and a.dtype in (np.float32, np.float64) for a in arrays):
+        return False
+    flat, fn = [a.reshape(-1) for a in arrays], getattr(lp, name)
+    parallel_for(lambda lo, hi: fn(*(a[lo:hi] for a in flat)), first.size)
+    return True
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = np.empty(x.shape, dtype=np.result_type(x, 0))
-    rows(lambda p: np.maximum(x[p], 0, out=out[p]), out)
+    if not _flat_loop("relu_forward", x, out):
+        rows(lambda p: np.maximum(x[p], 0, out=out[p]), out)
     return out, out
 
 
@@ -25,7 +41,10 @@ def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     # the gradient at exactly 0 is 0, as in PyTorch
     dx = np.empty(out.shape, dtype=np.result_type(dout, out))
     dout = np.broadcast_to(dout, out.shape)
-    rows(lambda p: np.multiply(dout[p], out[p] > 0, out=dx[p]), dx)
+    if loops() and dout.dtype == dx.dtype and not dout.flags.c_contiguous:
+        dout = np.ascontiguousarray(dout)  # a broadcast (from a sum, say): one copy pays
+    if not _flat_loop("relu_backward", dout, out, dx):
+        rows(lambda p: np.multiply(dout[p], out[p] > 0, out=dx[p]), dx)
     return dx
 
 

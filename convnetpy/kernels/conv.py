@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._compiled import loops
 from ._shape import ShapeError, check_conv_axis
 from ._workspace import scratch
 
@@ -95,6 +96,11 @@ class _Geometry:
         self.tail = (self.kh - 1) * self.dh * self.wp + (self.kw - 1) * self.dw
         per_image = self.c * self.kh * self.kw * self.oh * self.owx * itemsize
         self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image, 1)))
+        # compiled im2col/col2im (numba) or NumPy copies; fixed here so that a backward pass
+        # unfolds the way its forward did
+        self.lp = loops()
+        self.loop_args = (self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, self.pt,
+                          self.pl, self.oh, self.owx, self.hp, self.wp)
 
     @property
     def pointwise(self) -> bool:
@@ -137,13 +143,25 @@ class _Geometry:
         return g[:, n0:n1, : self.sh * (self.oh - 1) + 1: self.sh,
                  : self.sw * (self.owx - 1) + 1: self.sw]
 
-    def im2col(self, flat: np.ndarray, n0: int, n1: int) -> np.ndarray:
-        """Scratch columns (G, Cg*KH*KW, nc*OH*OWX) of images n0..n1 of the padded grid."""
+    def source(self, x: np.ndarray) -> np.ndarray:
+        """What ``im2col`` reads: ``x`` itself for the compiled loop (which pads each image
+        plane in cache as it goes), else the padded grid filled from ``x``."""
+        if self.lp:
+            return np.ascontiguousarray(x)
+        flat = self.padded("conv.pad", x.dtype)
+        self.fill(flat, x)
+        return flat
+
+    def im2col(self, src: np.ndarray, n0: int, n1: int) -> np.ndarray:
+        """Scratch columns (G, Cg*KH*KW, nc*OH*OWX) of images n0..n1 of ``source(x)``."""
         shape = (self.c, self.kh, self.kw, n1 - n0, self.oh, self.owx)
-        cols = scratch("conv.cols", shape, flat.dtype)
-        for i in range(self.kh):
-            for j in range(self.kw):
-                cols[:, i, j] = self.offset_view(flat, i, j, n0, n1)
+        cols = scratch("conv.cols", shape, src.dtype)
+        if self.lp:
+            self.lp.conv_im2col(src, n0, n1, *self.loop_args, cols.reshape(-1))
+        else:
+            for i in range(self.kh):
+                for j in range(self.kw):
+                    cols[:, i, j] = self.offset_view(src, i, j, n0, n1)
         return cols.reshape(self.g, self.k, -1)
 
     def chunks(self):
@@ -183,10 +201,9 @@ def conv2d_forward(
         return out, cache
     out = np.empty((n, o, oh, ow), dtype=x.dtype)
     wg = w.reshape(groups, geo.og, geo.k)
-    flat = geo.padded("conv.pad", x.dtype)
-    geo.fill(flat, x)
+    src = geo.source(x)
     for n0, n1 in geo.chunks():
-        cols = geo.im2col(flat, n0, n1)  # (G, Cg*KH*KW, nc*OH*OWX)
+        cols = geo.im2col(src, n0, n1)  # (G, Cg*KH*KW, nc*OH*OWX)
         y = scratch("conv.out", (groups, geo.og, cols.shape[2]), x.dtype)
         np.matmul(wg, cols, out=y)  # (G, Og, Cg*KH*KW) @ (G, Cg*KH*KW, nc*OH*OWX)
         y = y.reshape(o, -1)
@@ -203,7 +220,8 @@ def conv2d_backward(
 
     Per chunk: unfold the input again (for dW), spread dout into the columns' layout, then
     dW += dout_cols @ cols^T and dcols = W^T @ dout_cols, folded back (col2im) with one
-    strided add per kernel offset into a zeroed padded buffer, and cropped into dx.
+    strided add per kernel offset into a zeroed padded buffer, and cropped into dx (the
+    compiled col2im sums and crops one image plane at a time, in cache).
     """
     x, w, geo, has_bias = cache
     n, o, oh, ow = dout.shape
@@ -230,16 +248,17 @@ def conv2d_backward(
     dfull = scratch("conv.dout", (o, n, oh, geo.owx), dout.dtype)
     dfull[:, :, :, :ow] = dout.transpose(1, 0, 2, 3)
     dfull[:, :, :, ow:] = 0
-    if need[1]:
-        flat = geo.padded("conv.pad", x.dtype)
-        geo.fill(flat, x)
-    if need[0]:
+    src = geo.source(x) if need[1] else None
+    dx = dflat = None
+    if need[0] and geo.lp:  # each chunk's images are written whole by the compiled col2im
+        dx = np.empty(x.shape, dtype=dout.dtype)
+    elif need[0]:
         dflat = geo.padded("conv.dpad", dout.dtype)
         dflat[...] = 0
     for n0, n1 in geo.chunks():
         d = dfull[:, n0:n1].reshape(g, og, -1)  # rows strided by N*OH*OWX: BLAS takes it
         if need[1]:
-            cols = geo.im2col(flat, n0, n1)
+            cols = geo.im2col(src, n0, n1)
             if g == 1:  # 2-D GEMMs take the transposed operand inside BLAS
                 dw[0] += d[0] @ cols[0].T
             else:
@@ -247,11 +266,15 @@ def conv2d_backward(
         if need[0]:  # the columns are used up: their scratch takes dcols
             dcols = scratch("conv.cols", (g, k, d.shape[2]), dout.dtype)
             np.matmul(wt, d, out=dcols)
+            if geo.lp:
+                geo.lp.conv_col2im(dcols.reshape(-1), n0, n1 - n0, *geo.loop_args, dx)
+                continue
             dcols = dcols.reshape(geo.c, geo.kh, geo.kw, n1 - n0, oh, geo.owx)
             for i in range(geo.kh):  # col2im: one strided add per kernel offset
                 for j in range(geo.kw):
                     geo.offset_view(dflat, i, j, n0, n1)[...] += dcols[:, i, j]
-    dx = np.ascontiguousarray(geo.crop(dflat)) if need[0] else None
+    if dflat is not None:
+        dx = np.ascontiguousarray(geo.crop(dflat))
     if dw is not None:
         dw = dw.reshape(w.shape)
     return dx, dw, db

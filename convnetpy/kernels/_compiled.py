@@ -1,0 +1,48 @@
+"""Whether the kernels use the numba-compiled loops of ``_loops`` or their NumPy twins.
+
+numba is optional (``pip install convnetpy[fast]``). The compiled loops are used when it
+imports and they are not switched off by ``CONVNETPY_COMPILED=0`` or ``use_compiled(False)``;
+otherwise every kernel runs its pure-NumPy code, which gives the same results. numba is
+imported on the first kernel call that could use it, not with convnetpy.
+
+>>> was = use_compiled(False)
+>>> loops() is None
+True
+>>> _ = use_compiled(was)
+"""
+
+from __future__ import annotations
+
+import os
+
+_wanted = os.environ.get("CONVNETPY_COMPILED", "1").strip() != "0"
+_module = None  # the imported _loops, False once an import failed
+
+
+def use_compiled(flag: bool) -> bool:
+    """Use the compiled loops (when numba is installed) or, with False, the NumPy code, in
+    the kernels called from now on; returns the previous setting."""
+    global _wanted
+    was, _wanted = _wanted, bool(flag)
+    return was
+
+
+def loops():
+    """The compiled loops module, or None when they are off or numba is not installed."""
+    global _module
+    if not _wanted:
+        return None
+    if _module is None:
+        try:
+            from . import _loops
+        except ImportError:  # numba missing, or too old/new for this NumPy
+            _module = False
+        else:
+            _module = _loops
+    return _module or None
+
+
+def describe() -> str:
+    """What the kernels run on, for benchmark records: 'numba X.Y' or 'NumPy only'."""
+    mod = loops()
+    return f"numba {mod.numba.__version__}" if mod else "NumPy only"

@@ -1,0 +1,188 @@
+"""Loops compiled by numba for the passes NumPy makes badly; imported only through
+``_compiled`` (which falls back to the NumPy code when numba is missing or switched off).
+
+Every function here has a NumPy twin in the kernel that calls it and must give the same
+numbers: the tests run each kernel both ways. Conventions:
+- ``nogil=True``: a caller may split work over threads (``_parallel``); nothing here starts
+  threads of its own (numba's thread pools cannot be entered from two threads at once).
+- array indices are unsigned (``_u``): with signed ones numba adds a negative-index check to
+  every access, which keeps LLVM from vectorising the copies (seen: im2col 5x slower).
+- arrays arrive C-contiguous; flat views are taken with ``reshape(-1)`` (``ravel`` copies).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import uint64 as _u
+
+_jit = numba.njit(nogil=True, cache=True, boundscheck=False)
+
+
+@_jit
+def conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, cols):
+    """Columns (C, KH, KW, n1 - n0, OH, OWX) of images n0..n1 of ``x`` (N, C, H, W), as
+    ``conv._Geometry.im2col`` lays them out, into the flat ``cols``. Each image plane is
+    zero-padded into a small buffer that stays in cache, then every kernel offset's columns
+    are copied from it: one run of OH*WP when stride is 1 and rows are whole (OWX = WP)."""
+    _, c_in, h, w = x.shape
+    xf = x.reshape(-1)
+    # the padded plane (HP, WP), one more zero row and a tail: a whole-row run may reach
+    # into both (see _Geometry.grid)
+    plane = np.zeros((hp + 1) * wp + (kw - 1) * dw, x.dtype)
+    nc = n1 - n0
+    p = oh * owx
+    whole = sh == 1 and sw == 1 and owx == wp
+    for n in range(n0, n1):
+        for c in range(c_in):
+            src = (n * c_in + c) * h * w
+            for y in range(h):
+                d = (y + pt) * wp + pl
+                s = src + y * w
+                for t in range(w):
+                    plane[_u(d + t)] = xf[_u(s + t)]
+            for i in range(kh):
+                for j in range(kw):
+                    q = (((c * kh + i) * kw + j) * nc + n - n0) * p
+                    if whole:
+                        b = i * dh * wp + j * dw
+                        for t in range(p):
+                            cols[_u(q + t)] = plane[_u(b + t)]
+                    else:
+                        for oy in range(oh):
+                            b = (oy * sh + i * dh) * wp + j * dw
+                            r = q + oy * owx
+                            for ox in range(owx):
+                                cols[_u(r + ox)] = plane[_u(b + ox * sw)]
+
+
+@_jit
+def conv_col2im(dcols, n0, nc, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, dx):
+    """The adjoint of ``conv_im2col``: add the column gradients ``dcols`` (flat, laid out
+    (C, KH, KW, nc, OH, OWX)) back onto their pixels and write images n0..n0+nc of ``dx``
+    (N, C, H, W). Each plane is summed in a small padded buffer in cache, then cropped."""
+    _, c_in, h, w = dx.shape
+    dxf = dx.reshape(-1)
+    plane = np.empty((hp + 1) * wp + (kw - 1) * dw, dx.dtype)
+    p = oh * owx
+    whole = sh == 1 and sw == 1 and owx == wp
+    for n in range(n0, n0 + nc):
+        for c in range(c_in):
+            plane[:] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    q = (((c * kh + i) * kw + j) * nc + n - n0) * p
+                    if whole:
+                        b = i * dh * wp + j * dw
+                        for t in range(p):
+                            plane[_u(b + t)] += dcols[_u(q + t)]
+                    else:
+                        for oy in range(oh):
+                            b = (oy * sh + i * dh) * wp + j * dw
+                            r = q + oy * owx
+                            for ox in range(owx):
+                                plane[_u(b + ox * sw)] += dcols[_u(r + ox)]
+            dst = (n * c_in + c) * h * w
+            for y in range(h):
+                s = (y + pt) * wp + pl
+                d = dst + y * w
+                for t in range(w):
+                    dxf[_u(d + t)] = plane[_u(s + t)]
+
+
+# Reductions may reorder their additions (fastmath "reassoc" only: NaN and infinities keep
+# their meaning) so that LLVM can vectorise them; they accumulate in float64, and the order
+# is fixed by the compiled code, so a result never depends on timing.
+_jit_sum = numba.njit(nogil=True, cache=True, boundscheck=False, fastmath={"reassoc"})
+
+
+@_jit
+def relu_forward(x, out):
+    """out = max(x, 0) over flat arrays; NaN stays NaN, as in PyTorch."""
+    for i in range(x.size):
+        v = x[_u(i)]
+        out[_u(i)] = 0 if v <= 0 else v
+
+
+@_jit
+def relu_backward(dout, out, dx):
+    """dx = dout * (out > 0) over flat arrays (as the NumPy code: NaN * 0 is NaN)."""
+    for i in range(dx.size):
+        d = dout[_u(i)]
+        dx[_u(i)] = d if out[_u(i)] > 0 else d * 0
+
+
+@_jit_sum
+def channel_sums(x, mean, sums):
+    """For x (N, C, L): sums[0, c] += sum of x - mean[c] and, when ``sums`` has two rows,
+    sums[1, c] += sum of (x - mean[c])^2 (float64)."""
+    n, c, ln = x.shape
+    xf = x.reshape(-1)
+    squares = sums.shape[0] > 1
+    for i in range(n):
+        for j in range(c):
+            b = (i * c + j) * ln
+            m = mean[j]
+            s = 0.0
+            q = 0.0
+            for t in range(ln):
+                v = xf[_u(b + t)] - m
+                s += v
+                q += v * v
+            sums[0, j] += s
+            if squares:
+                sums[1, j] += q
+
+
+@_jit_sum
+def channel_grad_sums(dy, x, mean, sums):
+    """For dy, x (N, C, L): sums[0, c] += sum of dy, sums[1, c] += sum of dy * (x - mean[c])."""
+    n, c, ln = x.shape
+    df = dy.reshape(-1)
+    xf = x.reshape(-1)
+    for i in range(n):
+        for j in range(c):
+            b = (i * c + j) * ln
+            m = mean[j]
+            s = 0.0
+            q = 0.0
+            for t in range(ln):
+                d = df[_u(b + t)]
+                s += d
+                q += d * (xf[_u(b + t)] - m)
+            sums[0, j] += s
+            sums[1, j] += q
+
+
+@_jit
+def channel_affine(x, mean, scale, shift, out):
+    """out = (x - mean[c]) * scale[c] + shift[c] for x (N, C, L)."""
+    n, c, ln = x.shape
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    for i in range(n):
+        for j in range(c):
+            b = (i * c + j) * ln
+            m = mean[j]
+            k = scale[j]
+            h = shift[j]
+            for t in range(ln):
+                of[_u(b + t)] = (xf[_u(b + t)] - m) * k + h
+
+
+@_jit
+def channel_grad(dy, x, mean, k, a, shift, dx):
+    """dx = dy * k[c] + (x - mean[c]) * a[c] + shift[c] for dy, x (N, C, L)."""
+    n, c, ln = x.shape
+    df = dy.reshape(-1)
+    xf = x.reshape(-1)
+    of = dx.reshape(-1)
+    for i in range(n):
+        for j in range(c):
+            b = (i * c + j) * ln
+            m = mean[j]
+            kj = k[j]
+            aj = a[j]
+            h = shift[j]
+            for t in range(ln):
+                of[_u(b + t)] = df[_u(b + t)] * kj + (xf[_u(b + t)] - m) * aj + h
