@@ -88,17 +88,18 @@ class _Geometry:
         # columns are one contiguous run per channel and image; the extra wp - ow outputs
         # per row are computed and dropped. Worth it while they are at most a quarter, or
         # when rows are so short that copying them one by one costs more (seen: ConvNetJS
-        # training 3-7% faster with its 8x8 5x5 layer merged, 50% extra GEMM work and all)
-        merged = self.sh == self.sw == 1 and (
+        # training 3-7% faster with its 8x8 5x5 layer merged, 50% extra GEMM work and all).
+        # The compiled loops copy row by row cheaply, so they never merge (seen: ResNet-20
+        # and ConvNetJS training 5-7% faster unmerged). lp is fixed here so that a backward
+        # pass unfolds the way its forward did.
+        self.lp = loops()
+        merged = self.sh == self.sw == 1 and not self.lp and (
             4 * self.wp <= 5 * self.ow or self.ow <= SHORT_ROWS)
         self.owx = self.wp if merged else self.ow
         self.k = self.cg * self.kh * self.kw  # one group's column height
         self.tail = (self.kh - 1) * self.dh * self.wp + (self.kw - 1) * self.dw
         per_image = self.c * self.kh * self.kw * self.oh * self.owx * itemsize
         self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image, 1)))
-        # compiled im2col/col2im (numba) or NumPy copies; fixed here so that a backward pass
-        # unfolds the way its forward did
-        self.lp = loops()
         self.loop_args = (self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, self.pt,
                           self.pl, self.oh, self.owx, self.hp, self.wp)
 
