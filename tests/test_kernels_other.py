@@ -1,6 +1,8 @@
 """Linear, activation, batch-norm, softmax, loss and dropout kernels against the loop
 references."""
 
+import math
+
 import numpy as np
 import pytest
 import reference as ref
@@ -79,6 +81,33 @@ def test_activation_case_table(name):
        shape=st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple))
 def test_activation_hypothesis(name, seed, shape):
     check_act(name, 4 * np.random.default_rng(seed).standard_normal(shape), seed)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_takes_broadcast_gradients(dtype):
+    # the gradient of a sum arrives as one value broadcast, a bias-like one as a row; big
+    # enough that the work is split over the threads
+    rng = np.random.default_rng(0)
+    out, _ = ka.relu_forward(rng.standard_normal((64, 48, 50)).astype(dtype))
+    for g in (np.array(1.5, dtype), rng.standard_normal((1, 48, 1)).astype(dtype)):
+        want = np.broadcast_to(g, out.shape) * (out > 0)
+        got = ka.relu_backward(np.broadcast_to(g, out.shape), out)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_sum_all_is_accurate_and_repeatable():
+    from convnetpy.kernels.reduce import sum_all
+
+    x = np.random.default_rng(1).standard_normal(1 << 18).astype(np.float32) + 100
+    exact = math.fsum(x.astype(np.float64))
+    got = sum_all(x)
+    assert got.dtype == np.float32 and got.shape == ()
+    assert abs(float(got) - exact) <= 1e-6 * abs(exact)
+    assert sum_all(x) == got  # fixed parts, fixed order
+    assert sum_all(x.reshape(512, 512)[:, ::2]) == np.float32(x.reshape(512, 512)[:, ::2].sum())
+    ints = np.arange(1000, dtype=np.int16)  # NumPy's own sum and result type
+    assert sum_all(ints) == 499500 and sum_all(ints).dtype == np.sum(ints).dtype
 
 
 def test_sigmoid_does_not_overflow():

@@ -186,3 +186,20 @@ def channel_grad(dy, x, mean, k, a, shift, dx):
             h = shift[j]
             for t in range(ln):
                 of[_u(b + t)] = df[_u(b + t)] * kj + (xf[_u(b + t)] - m) * aj + h
+
+
+@_jit
+def relu_backward_scalar(d, out, dx):
+    """``relu_backward`` for a gradient that is one value broadcast (from a sum, say)."""
+    z = d * 0
+    for i in range(dx.size):
+        dx[_u(i)] = d if out[_u(i)] > 0 else z
+
+
+@_jit_sum
+def flat_sum(x):
+    """The sum of a flat array, accumulated in float64."""
+    s = 0.0
+    for i in range(x.size):
+        s += x[_u(i)]
+    return s

@@ -16,17 +16,19 @@ from ._compiled import loops
 from ._parallel import parallel_for, rows
 
 
-def _flat_loop(name: str, *arrays) -> bool:
+def _flat_loop(name: str, *arrays, value=None) -> bool:
     """Run the compiled element-wise loop ``name`` over flat parts of ``arrays`` (the last
-    one is written) split over the cores; False (nothing done) when the loops are off or an
-    array is not a C-contiguous float32/float64 array of the shape and dtype of the first."""
+    one is written; ``value``, when given, goes first) split over the cores; False (nothing
+    done) when the loops are off or an array is not a C-contiguous float32/float64 array of
+    the shape and dtype of the first."""
     first, lp = arrays[0], loops()
     if not lp or not all(
             a.shape == first.shape and a.dtype == first.dtype and a.flags.c_contiguous
             and a.dtype in (np.float32, np.float64) for a in arrays):
         return False
     flat, fn = [a.reshape(-1) for a in arrays], getattr(lp, name)
-    parallel_for(lambda lo, hi: fn(*(a[lo:hi] for a in flat)), first.size)
+    lead = () if value is None else (value,)
+    parallel_for(lambda lo, hi: fn(*lead, *(a[lo:hi] for a in flat)), first.size)
     return True
 
 
@@ -41,8 +43,13 @@ def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     # the gradient at exactly 0 is 0, as in PyTorch
     dx = np.empty(out.shape, dtype=np.result_type(dout, out))
     dout = np.broadcast_to(dout, out.shape)
-    if loops() and dout.dtype == dx.dtype and not dout.flags.c_contiguous:
-        dout = np.ascontiguousarray(dout)  # a broadcast (from a sum, say): one copy pays
+    lp = loops()
+    if lp and dout.dtype == dx.dtype and not any(dout.strides) and dout.size:
+        # one value broadcast (the gradient of a sum): no array of it is made
+        if _flat_loop("relu_backward_scalar", out, dx, value=dout.flat[0]):
+            return dx
+    if lp and dout.dtype == dx.dtype and not dout.flags.c_contiguous:
+        dout = np.ascontiguousarray(dout)  # another broadcast or a view: one copy pays
     if not _flat_loop("relu_backward", dout, out, dx):
         rows(lambda p: np.multiply(dout[p], out[p] > 0, out=dx[p]), dx)
     return dx
