@@ -60,6 +60,15 @@ def run_worker(lib: str, args, extra: list[str]) -> dict:
     return json.loads(res.stdout)
 
 
+def compiled_loops() -> str:
+    """What convnetpy's kernels run on in the worker's environment ('numba X' or 'NumPy
+    only'), asked in a child process as the workers would see it."""
+    res = subprocess.run([sys.executable, "-c", "from convnetpy import runtime; "
+                          "print(runtime.compiled_loops())"], capture_output=True, text=True,
+                         cwd=HERE.parent)
+    return res.stdout.strip() or "unknown"
+
+
 def machine(threads: int) -> dict:
     cpu = platform.processor()
     try:
@@ -73,7 +82,8 @@ def machine(threads: int) -> dict:
 
     info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads,
             "python": platform.python_version(), "numpy": numpy.__version__,
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)")}
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+            "convnetpy_loops": compiled_loops()}
     try:
         import torch
 
@@ -178,7 +188,8 @@ def table(report: dict) -> str:
     m = report["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads, Python "
              f"{m['python']}, NumPy {m['numpy']}, PyTorch {m['torch']}, OPENBLAS_CORETYPE="
-             f"{m['OPENBLAS_CORETYPE']}; {report['date']}; median of {report['rounds']} x "
+             f"{m['OPENBLAS_CORETYPE']}, convnetpy loops: {m.get('convnetpy_loops', '?')}; "
+             f"{report['date']}; median of {report['rounds']} x "
              f"{report['reps']} runs per library, float32.", "",
              "| case | convnetpy ms | PyTorch ms | convnetpy GFLOP/s | PyTorch GFLOP/s | speed "
              "| kept ms | speed kept |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
