@@ -24,6 +24,7 @@ from ..data import transforms as T
 from ..data.dataset import ArrayDataset
 from ..nn.utils import clip_grad_norm_
 from ..random import get_rng_state, manual_seed
+from ..runtime import compiled_loops
 from ..tensor import Tensor
 from .config import TrainConfig
 from .report import ProgressBar, append_metrics, epoch_line, plot_curves
@@ -192,7 +193,9 @@ def fit(cfg: TrainConfig | None = None, resume: str | Path | None = None,
                  "input_shape": list(ds.image_shape), "num_classes": ds.num_classes,
                  "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",
                                                             "OPENBLAS_NUM_THREADS")}
-                 | {"cpu_count": os.cpu_count()}}
+                 | {"cpu_count": os.cpu_count()},
+                 # numba loops or NumPy: the last bits of a resumed run depend on it
+                 "loops": compiled_loops()}
 
     def save(name: str) -> Path:
         # data order and augmentation derive from (seed, epoch, batch) and dropout is reseeded
