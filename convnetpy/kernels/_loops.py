@@ -48,6 +48,12 @@ def conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, cols
                         b = i * dh * wp + j * dw
                         for t in range(p):
                             cols[_u(q + t)] = plane[_u(b + t)]
+                    elif sw == 1:  # contiguous rows: a loop LLVM vectorises
+                        for oy in range(oh):
+                            b = (oy * sh + i * dh) * wp + j * dw
+                            r = q + oy * owx
+                            for ox in range(owx):
+                                cols[_u(r + ox)] = plane[_u(b + ox)]
                     else:
                         for oy in range(oh):
                             b = (oy * sh + i * dh) * wp + j * dw
@@ -76,6 +82,12 @@ def conv_col2im(dcols, n0, nc, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, 
                         b = i * dh * wp + j * dw
                         for t in range(p):
                             plane[_u(b + t)] += dcols[_u(q + t)]
+                    elif sw == 1:
+                        for oy in range(oh):
+                            b = (oy * sh + i * dh) * wp + j * dw
+                            r = q + oy * owx
+                            for ox in range(owx):
+                                plane[_u(b + ox)] += dcols[_u(r + ox)]
                     else:
                         for oy in range(oh):
                             b = (oy * sh + i * dh) * wp + j * dw
