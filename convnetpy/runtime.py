@@ -8,6 +8,11 @@ convnetpy[fast]``) the kernels run compiled loops for im2col/col2im, batch norm 
 ``use_compiled(False)`` (or CONVNETPY_COMPILED=0 in the environment) runs the pure-NumPy code,
 which gives the same results. ``compiled_loops()`` says which is in use.
 
+``release_memory()``: the kernels' large outputs (activations and gradients of 1 MiB and
+more) come from buffers recycled from step to step (kernels/_workspace.py), so a training
+step does not fault their pages in again; up to 1 GiB of unused ones is kept, and this call
+hands them back. keep_freed_memory() does the same for every allocation in the process.
+
 ``keep_freed_memory()``: glibc returns large freed blocks to the kernel (every array over its
 mmap threshold, and the top of the heap above the trim threshold), so the next training step
 allocates them afresh and pays a page fault per 4 KiB. Measured on a ResNet-20 step at batch
@@ -30,9 +35,16 @@ import sys
 from .kernels._compiled import describe as compiled_loops
 from .kernels._compiled import use_compiled
 from .kernels._parallel import get_num_threads, set_num_threads
+from .kernels._workspace import recycler
 
-__all__ = ["compiled_loops", "get_num_threads", "keep_freed_memory", "set_num_threads",
-           "use_compiled"]
+__all__ = ["compiled_loops", "get_num_threads", "keep_freed_memory", "release_memory",
+           "set_num_threads", "use_compiled"]
+
+
+def release_memory() -> int:
+    """Hand the recycled output buffers that no array uses back to the allocator; returns
+    how many bytes that was. (convnetpy keeps up to 1 GiB of them for the next step.)"""
+    return recycler.clear()
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 _MMAP_THRESHOLD = 32 << 20  # glibc's own ceiling for its dynamic threshold on 64-bit

@@ -94,3 +94,45 @@ def test_a_conv_backward_unfolds_the_way_its_forward_did():
         _compiled.use_compiled(was)
     for g, r in zip(got, want):
         np.testing.assert_array_equal(g, r)
+
+
+def test_recycled_outputs_come_back_only_when_nothing_uses_them():
+    from convnetpy.kernels._workspace import _Recycler
+
+    rec = _Recycler(cap=64 << 20)
+    a = rec.empty((512, 1024), np.float32)  # 2 MiB
+    a[...] = 1.0
+    addr = a.ctypes.data
+    view = a[100:]
+    del a
+    b = rec.empty((512, 1024), np.float32)
+    assert b.ctypes.data != addr  # a view still uses the first buffer
+    assert view.base is not None and np.all(view == 1.0)
+    del view
+    c = rec.empty((1024, 512), np.float32)  # same size, other shape: recycled
+    assert c.ctypes.data == addr and c.flags.writeable and c.flags.c_contiguous
+    del c
+    assert rec.clear() == 2 << 20 and rec.clear() == 0
+    small = rec.empty((10,), np.float64)  # under MIN_BYTES: plain NumPy memory
+    assert small.flags.owndata
+
+
+def test_recycling_stops_at_the_cap():
+    from convnetpy.kernels._workspace import _Recycler
+
+    rec = _Recycler(cap=3 << 20)
+    arrays = [rec.empty((1 << 20,), np.uint8) for _ in range(5)]  # 5 MiB in use
+    del arrays
+    assert rec.clear() == 3 << 20  # only 3 MiB were kept for reuse
+
+
+def test_kernel_outputs_are_recycled_between_steps():
+    # a ReLU output of 8 MiB freed and asked for again reuses its memory
+    from convnetpy.kernels.activation import relu_forward
+
+    x = np.ones((2, 1024, 1024), np.float32)
+    out, _ = relu_forward(x)
+    addr = out.ctypes.data
+    del out, _
+    again, _ = relu_forward(x)
+    assert again.ctypes.data == addr and np.all(again == 1.0)

@@ -64,9 +64,13 @@ def _work(inbox: SimpleQueue) -> None:
         fn, lo, hi = inbox.get()
         try:
             fn(lo, hi)
-            _done.put(None)
+            result = None
         except BaseException as err:  # handed to the caller, which re-raises it
-            _done.put(err)
+            result = err
+        # drop the task before reporting: while waiting for the next one, this thread must
+        # not keep its arrays (and their recycled memory, see _workspace) alive
+        fn = None
+        _done.put(result)
 
 
 def _forget_workers() -> None:  # a forked child has no worker threads

@@ -14,7 +14,9 @@ gets fresh memory that is not kept, so a big model run once does not pin its tem
 
 from __future__ import annotations
 
+import ctypes
 import threading
+import weakref
 
 import numpy as np
 
@@ -40,3 +42,64 @@ def scratch(role: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         buf = pool[key] = np.empty(max(size, 1), dtype=dtype)
     return buf[:size].reshape(shape)
 
+
+
+class _Recycler:
+    """Large kernel outputs (activations, gradients) in memory recycled from step to step.
+
+    A training step allocates the same large arrays every time and frees them all at its
+    end; glibc hands such blocks back to the kernel and the next step faults every page in
+    again (seen: ~19,000 faults and ~50 ms of system time per ResNet-20 step at batch 128).
+    ``empty`` gives an array backed by a buffer of its own; when the last array or view using
+    that buffer is gone, the buffer goes to a free list by size, up to ``cap`` bytes, and
+    the next request of the same size gets it back. ``runtime.keep_freed_memory()`` does the
+    same for the whole process; this only for convnetpy's own large outputs."""
+
+    MIN_BYTES = 1 << 20  # smaller arrays come from NumPy as usual
+
+    def __init__(self, cap: int = 1 << 30) -> None:
+        self.cap = cap
+        self._free: dict[int, list] = {}
+        self._free_bytes = 0
+        self._lock = threading.Lock()
+
+    def _give_back(self, buf) -> None:
+        with self._lock:
+            if self._free_bytes + buf.nbytes <= self.cap:
+                self._free.setdefault(buf.nbytes, []).append(buf)
+                self._free_bytes += buf.nbytes
+
+    def empty(self, shape, dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        shape = tuple(int(s) for s in shape)
+        nbytes = dtype.itemsize
+        for s in shape:
+            nbytes *= s
+        if nbytes < self.MIN_BYTES or self.cap <= 0:
+            return np.empty(shape, dtype=dtype)
+        with self._lock:
+            stack = self._free.get(nbytes)
+            buf = stack.pop() if stack else None
+            if buf is not None:
+                self._free_bytes -= nbytes
+        if buf is None:
+            buf = np.empty(nbytes, dtype=np.uint8)
+        # the lease exports the buffer to NumPy: arrays and views made from it keep the lease
+        # (their .base) alive, and when it dies the buffer is free again
+        lease = (ctypes.c_char * nbytes).from_buffer(buf)
+        weakref.finalize(lease, self._give_back, buf).atexit = False
+        return np.frombuffer(lease, dtype=dtype).reshape(shape)
+
+    def clear(self) -> int:
+        """Drop the free buffers (back to the allocator); returns the bytes dropped."""
+        with self._lock:
+            dropped, self._free, self._free_bytes = self._free_bytes, {}, 0
+        return dropped
+
+
+recycler = _Recycler()
+
+
+def fresh(shape, dtype) -> np.ndarray:
+    """An uninitialised array like ``np.empty`` whose memory is recycled (see _Recycler)."""
+    return recycler.empty(shape, dtype)

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._compiled import loops
 from ._parallel import parallel_for, rows
+from ._workspace import fresh
 
 
 def _flat_loop(name: str, *arrays, value=None) -> bool:
@@ -33,7 +34,7 @@ def _flat_loop(name: str, *arrays, value=None) -> bool:
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = np.empty(x.shape, dtype=np.result_type(x, 0))
+    out = fresh(x.shape, np.result_type(x, 0))
     if not _flat_loop("relu_forward", x, out):
         rows(lambda p: np.maximum(x[p], 0, out=out[p]), out)
     return out, out
@@ -41,7 +42,7 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     # the gradient at exactly 0 is 0, as in PyTorch
-    dx = np.empty(out.shape, dtype=np.result_type(dout, out))
+    dx = fresh(out.shape, np.result_type(dout, out))
     dout = np.broadcast_to(dout, out.shape)
     lp = loops()
     if lp and dout.dtype == dx.dtype and not any(dout.strides) and dout.size:

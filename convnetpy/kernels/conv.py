@@ -27,7 +27,7 @@ import numpy as np
 
 from ._compiled import loops
 from ._shape import ShapeError, check_conv_axis
-from ._workspace import scratch
+from ._workspace import fresh, scratch
 
 Pad2 = tuple[tuple[int, int], tuple[int, int]]
 CHUNK_BYTES = 4 << 20  # batch chunks sized so that one chunk's columns take about this
@@ -200,7 +200,7 @@ def conv2d_forward(
         if b is not None:
             out += b.reshape(1, o, 1, 1)
         return out, cache
-    out = np.empty((n, o, oh, ow), dtype=x.dtype)
+    out = fresh((n, o, oh, ow), x.dtype)
     wg = w.reshape(groups, geo.og, geo.k)
     src = geo.source(x)
     for n0, n1 in geo.chunks():
@@ -252,7 +252,7 @@ def conv2d_backward(
     src = geo.source(x) if need[1] else None
     dx = dflat = None
     if need[0] and geo.lp:  # each chunk's images are written whole by the compiled col2im
-        dx = np.empty(x.shape, dtype=dout.dtype)
+        dx = fresh(x.shape, dout.dtype)
     elif need[0]:
         dflat = geo.padded("conv.dpad", dout.dtype)
         dflat[...] = 0

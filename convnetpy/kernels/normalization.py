@@ -22,6 +22,7 @@ import numpy as np
 from ._compiled import loops
 from ._parallel import blocks, row_sum, rows
 from ._shape import ShapeError
+from ._workspace import fresh
 
 
 def _compiled_for(*arrays):
@@ -106,7 +107,7 @@ def batch_norm_forward(
             rows(lambda p: np.subtract(x3[p], m.reshape(1, c, 1), out=xc3[p]), x3)
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
     scale = inv_std if gamma is None else gamma * inv_std
-    out = np.empty_like(x)
+    out = fresh(x.shape, x.dtype)
     o3 = out.reshape(n, c, -1)
     if lp:  # out = (x - mean) * scale + beta
         shift = np.zeros(c, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
@@ -154,7 +155,7 @@ def batch_norm_backward(
         k3 = k.reshape(1, c, 1)
         a3 = (-k * inv_std * inv_std * sum_dyxc / count).reshape(1, c, 1)
         b3 = (-k * sum_dy / count).reshape(1, c, 1)
-        dx = np.empty(dout.shape, dtype=d3.dtype)
+        dx = fresh(dout.shape, d3.dtype)
         dx3 = dx.reshape(n, c, -1)
         if lp:  # the same formula with xc = x - mean made on the fly
             coef = [np.ascontiguousarray(v.ravel(), d3.dtype) for v in (k3, a3, b3)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._shape import ShapeError, adaptive_bins, check_pool_axis
+from ._workspace import fresh
 
 
 def _check4d(op: str, x: np.ndarray) -> None:
@@ -139,7 +140,9 @@ def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     # window, so each offset's gradient is written straight into its strided slice
     tiles = all(stride[a] == span[a] == kernel[a] and (out.shape[2 + a] - 1) * stride[a]
                 + span[a] == xp.shape[2 + a] for a in range(2))
-    dxp = np.empty(xp.shape, dtype=dout.dtype) if tiles else np.zeros(xp.shape, dout.dtype)
+    dxp = fresh(xp.shape, dout.dtype)
+    if not tiles:
+        dxp[...] = 0
     for (i, j), hit in _winners(cache).items():
         sl = _offset_slice(i, j, oh, ow, stride, dilation)
         if tiles:
