@@ -136,3 +136,18 @@ def test_kernel_outputs_are_recycled_between_steps():
     del out, _
     again, _ = relu_forward(x)
     assert again.ctypes.data == addr and np.all(again == 1.0)
+
+
+def test_without_numba_the_kernels_run_their_numpy_code():
+    # sys.modules[name] = None makes "import numba" fail as if it were not installed
+    code = ("import sys; sys.modules['numba'] = None\n"
+            "import numpy as np, convnetpy as cp, convnetpy.functional as F\n"
+            "from convnetpy import runtime\n"
+            "x = cp.tensor(np.ones((2, 3, 6, 6), np.float32), requires_grad=True)\n"
+            "w = cp.tensor(np.ones((4, 3, 3, 3), np.float32))\n"
+            "F.relu(F.conv2d(x, w, padding=1)).sum().backward()\n"
+            "print(runtime.compiled_loops(), float(x.grad.numpy().sum()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    # each input pixel meets 4 filters over its (clipped) 3x3 neighbourhood
+    assert out[:3] == ["NumPy", "only", str(float(4 * 2 * 3 * (4 * 4 + 4 * 4 * 6 + 9 * 16)))]
