@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _ops as ops
 from .autograd import is_grad_enabled
+from .kernels._workspace import owns_memory
 
 _FLOATS = (np.float16, np.float32, np.float64)
 
@@ -382,7 +383,7 @@ def _accumulate(t: Tensor, g: np.ndarray, handed: set[int]) -> None:
         # a fresh array that owns its memory is taken as it is; a view (of another
         # gradient, or a read-only broadcast) or an array already given to another leaf is
         # copied, so that no two .grad ever share memory (clip_grad_norm_ scales in place)
-        if not (g.flags.owndata and g.flags.writeable) or id(g) in handed:
+        if not (owns_memory(g) and g.flags.writeable) or id(g) in handed:
             g = np.array(g, copy=True)
         handed.add(id(g))
         t.grad = Tensor._from_array(g)

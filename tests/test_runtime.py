@@ -151,3 +151,15 @@ def test_without_numba_the_kernels_run_their_numpy_code():
                          check=True).stdout.split()
     # each input pixel meets 4 filters over its (clipped) 3x3 neighbourhood
     assert out[:3] == ["NumPy", "only", str(float(4 * 2 * 3 * (4 * 4 + 4 * 4 * 6 + 9 * 16)))]
+
+
+def test_a_recycled_gradient_is_taken_as_grad_without_a_copy_but_its_views_are_copied():
+    from convnetpy.kernels._workspace import fresh, owns_memory
+
+    g = fresh((512, 1024), np.float32)
+    assert owns_memory(g)
+    assert not any(owns_memory(v) for v in (g[1:], g.reshape(-1), g.T))
+    x = cp.tensor(np.ones((2, 1024, 1024), np.float32), requires_grad=True)
+    y = cp.tensor(np.ones((2, 1024, 1024), np.float32), requires_grad=True)
+    (x.relu() + y.relu()).sum().backward()
+    assert not np.shares_memory(x.grad.numpy(), y.grad.numpy())

@@ -87,8 +87,9 @@ class _Recycler:
         # the lease exports the buffer to NumPy: arrays and views made from it keep the lease
         # (their .base) alive, and when it dies the buffer is free again
         lease = (ctypes.c_char * nbytes).from_buffer(buf)
+        lease.convnetpy_recycled = True
         weakref.finalize(lease, self._give_back, buf).atexit = False
-        return np.frombuffer(lease, dtype=dtype).reshape(shape)
+        return np.ndarray(shape, dtype=dtype, buffer=lease)  # its .base is the lease
 
     def clear(self) -> int:
         """Drop the free buffers (back to the allocator); returns the bytes dropped."""
@@ -98,6 +99,12 @@ class _Recycler:
 
 
 recycler = _Recycler()
+
+
+def owns_memory(a: np.ndarray) -> bool:
+    """Whether ``a`` holds its memory alone as far as convnetpy knows: it owns its data, or
+    it is the array ``fresh`` made (views of it have that array, not the lease, as base)."""
+    return a.flags.owndata or getattr(a.base, "convnetpy_recycled", False)
 
 
 def fresh(shape, dtype) -> np.ndarray:
