@@ -260,8 +260,10 @@ def conv2d_backward(
         d = dfull[:, n0:n1].reshape(g, og, -1)  # rows strided by N*OH*OWX: BLAS takes it
         if need[1]:
             cols = geo.im2col(src, n0, n1)
-            if g == 1:  # 2-D GEMMs take the transposed operand inside BLAS
-                dw[0] += d[0] @ cols[0].T
+            if g == 1:  # 2-D GEMMs take the transposed operand inside BLAS; as
+                # (cols @ d^T)^T the long inner dimension suits OpenBLAS better (seen:
+                # ResNet-20 training +4%, in-process A/B twice)
+                dw[0] += (cols[0] @ d[0].T).T
             else:
                 dw += np.matmul(d, cols.transpose(0, 2, 1))
         if need[0]:  # the columns are used up: their scratch takes dcols
