@@ -110,6 +110,30 @@ def test_sum_all_is_accurate_and_repeatable():
     assert sum_all(ints) == 499500 and sum_all(ints).dtype == np.sum(ints).dtype
 
 
+def test_float16_runs_through_the_numpy_code():
+    # the compiled loops take float32/float64 only; float16 must not reach them
+    from convnetpy.kernels import activation, conv, pooling
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float16)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
+    out, cache = conv.conv2d_forward(x, w, None, padding=((1, 1), (1, 1)))
+    dx, dw, _ = conv.conv2d_backward(np.ones_like(out), cache)
+    want, want_cache = conv.conv2d_forward(x.astype(np.float64), w.astype(np.float64), None,
+                                           padding=((1, 1), (1, 1)))
+    want_dx, want_dw, _ = conv.conv2d_backward(np.ones(want.shape), want_cache)
+    for got, exact in ((out, want), (dx, want_dx), (dw, want_dw)):
+        assert got.dtype == np.float16
+        np.testing.assert_allclose(got, exact, rtol=1e-2, atol=2e-2)
+    r, r_cache = activation.relu_forward(out)
+    assert r.dtype == np.float16 and activation.relu_backward(r, r_cache).dtype == np.float16
+    p, p_cache = pooling.max_pool2d_forward(r, (2, 2), (2, 2))
+    assert pooling.max_pool2d_backward(p, p_cache).dtype == np.float16
+    bn, bn_cache = kn.batch_norm_forward(out, None, None, None, None, True, 0.1, 1e-5)
+    assert bn.dtype == np.float16
+    assert kn.batch_norm_backward(bn, bn_cache)[0].dtype == np.float16
+
+
 def test_sigmoid_does_not_overflow():
     with np.errstate(over="raise"):
         out, _ = ka.sigmoid_forward(np.array([-1000.0, 1000.0]))

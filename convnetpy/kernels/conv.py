@@ -74,7 +74,7 @@ def conv2d_output_shape(
 class _Geometry:
     """Sizes of one convolution, and how its columns are laid out (see conv2d_forward)."""
 
-    def __init__(self, xshape, wshape, stride, padding, dilation, groups, itemsize):
+    def __init__(self, xshape, wshape, stride, padding, dilation, groups, dtype):
         self.n, self.c, self.h, self.w = xshape
         self.o, self.cg, self.kh, self.kw = wshape
         self.g, self.og = groups, self.o // groups
@@ -91,14 +91,14 @@ class _Geometry:
         # training 3-7% faster with its 8x8 5x5 layer merged, 50% extra GEMM work and all).
         # The compiled loops copy row by row cheaply, so they never merge (seen: ResNet-20
         # and ConvNetJS training 5-7% faster unmerged). lp is fixed here so that a backward
-        # pass unfolds the way its forward did.
-        self.lp = loops()
+        # pass unfolds the way its forward did; they take float32/float64 only.
+        self.lp = loops() if dtype in (np.float32, np.float64) else None
         merged = self.sh == self.sw == 1 and not self.lp and (
             4 * self.wp <= 5 * self.ow or self.ow <= SHORT_ROWS)
         self.owx = self.wp if merged else self.ow
         self.k = self.cg * self.kh * self.kw  # one group's column height
         self.tail = (self.kh - 1) * self.dh * self.wp + (self.kw - 1) * self.dw
-        per_image = self.c * self.kh * self.kw * self.oh * self.owx * itemsize
+        per_image = self.c * self.kh * self.kw * self.oh * self.owx * np.dtype(dtype).itemsize
         self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image, 1)))
         self.loop_args = (self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, self.pt,
                           self.pl, self.oh, self.owx, self.hp, self.wp)
@@ -191,7 +191,7 @@ def conv2d_forward(
     """
     n, o, oh, ow = conv2d_output_shape(x.shape, w.shape, None if b is None else b.shape,
                                        stride, padding, dilation, groups)
-    geo = _Geometry(x.shape, w.shape, stride, padding, dilation, groups, x.itemsize)
+    geo = _Geometry(x.shape, w.shape, stride, padding, dilation, groups, x.dtype)
     cache = (x, w, geo, b is not None)
     if geo.pointwise:
         # (G, Og, Cg) @ (N, G, Cg, H*W) -> (N, G, Og, H*W), already NCHW
