@@ -196,7 +196,9 @@ def conv2d_forward(
     if geo.pointwise:
         # (G, Og, Cg) @ (N, G, Cg, H*W) -> (N, G, Og, H*W), already NCHW
         cols = np.ascontiguousarray(x).reshape(n, groups, geo.cg, oh * ow)
-        out = np.matmul(w.reshape(groups, geo.og, geo.cg), cols).reshape(n, o, oh, ow)
+        out = fresh((n, o, oh, ow), np.result_type(w, x))
+        np.matmul(w.reshape(groups, geo.og, geo.cg), cols,
+                  out=out.reshape(n, groups, geo.og, oh * ow))
         if b is not None:
             out += b.reshape(1, o, 1, 1)
         return out, cache
@@ -231,14 +233,19 @@ def conv2d_backward(
     if not (need[0] or need[1]):
         return None, None, db
     if geo.pointwise:
-        d = np.ascontiguousarray(dout).reshape(n, g, og, oh * ow)
+        d = dout
+        if not dout.flags.c_contiguous:  # a broadcast gradient (of a sum), say
+            d = fresh(dout.shape, dout.dtype)
+            d[...] = dout
+        d = d.reshape(n, g, og, oh * ow)
         dw = dx = None
         if need[1]:  # per image (G, Og, HW) @ (G, HW, Cg), summed over the batch
             cols = np.ascontiguousarray(x).reshape(n, g, geo.cg, oh * ow)
             dw = np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
         if need[0]:
             wt = np.ascontiguousarray(w.reshape(g, og, geo.cg).transpose(0, 2, 1))
-            dx = np.matmul(wt, d).reshape(x.shape)
+            dx = fresh(x.shape, np.result_type(wt, d))
+            np.matmul(wt, d, out=dx.reshape(n, g, geo.cg, oh * ow))
         return dx, dw, db
     wg = w.reshape(g, og, k)
     # W^T made contiguous (a tiny copy): with a transposed view NumPy's batched matmul
