@@ -6,6 +6,9 @@ the page faults of fresh memory. The contents are whatever the last user left: c
 overwrite or zero what they read. A buffer only grows, up to KEEP_BYTES: a larger request
 gets fresh memory that is not kept, so a big model run once does not pin its temporaries.
 
+``fresh`` is for the large arrays a kernel returns (activations, gradients): their memory
+comes back to a free list when the last array using it is gone (see _Recycler).
+
 >>> a = scratch("demo", (2, 3), np.float32)
 >>> b = scratch("demo", (3, 2), np.float32)
 >>> a.shape, b.shape, np.shares_memory(a, b)
