@@ -64,7 +64,9 @@ class _Recycler:
         self.cap = cap
         self._free: dict[int, list] = {}
         self._free_bytes = 0
-        self._lock = threading.Lock()
+        # reentrant: a garbage collection inside a locked section (allocating the free
+        # list's list, say) may run a finalizer that gives a buffer back in this thread
+        self._lock = threading.RLock()
 
     def _give_back(self, buf) -> None:
         with self._lock:
