@@ -18,6 +18,7 @@ comes back to a free list when the last array using it is gone (see _Recycler).
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import weakref
 
@@ -104,6 +105,8 @@ class _Recycler:
 
 
 recycler = _Recycler()
+if hasattr(os, "register_at_fork"):  # a forked child starts with an unheld lock
+    os.register_at_fork(after_in_child=lambda: setattr(recycler, "_lock", threading.RLock()))
 
 
 def owns_memory(a: np.ndarray) -> bool:
