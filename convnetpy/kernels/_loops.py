@@ -23,16 +23,13 @@ _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 def conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, cols):
     """Columns (C, KH, KW, n1 - n0, OH, OWX) of images n0..n1 of ``x`` (N, C, H, W), as
     ``conv._Geometry.im2col`` lays them out, into the flat ``cols``. Each image plane is
-    zero-padded into a small buffer that stays in cache, then every kernel offset's columns
-    are copied from it: one run of OH*WP when stride is 1 and rows are whole (OWX = WP)."""
+    zero-padded into a small buffer (HP, WP) that stays in cache, then every kernel offset's
+    columns are copied from it row by row (the compiled path never merges rows: OWX = OW)."""
     _, c_in, h, w = x.shape
     xf = x.reshape(-1)
-    # the padded plane (HP, WP), one more zero row and a tail: a whole-row run may reach
-    # into both (see _Geometry.grid)
-    plane = np.zeros((hp + 1) * wp + (kw - 1) * dw, x.dtype)
+    plane = np.zeros(hp * wp, x.dtype)  # the border stays zero: only the image is written
     nc = n1 - n0
     p = oh * owx
-    whole = sh == 1 and sw == 1 and owx == wp
     for n in range(n0, n1):
         for c in range(c_in):
             src = (n * c_in + c) * h * w
@@ -44,11 +41,7 @@ def conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, cols
             for i in range(kh):
                 for j in range(kw):
                     q = (((c * kh + i) * kw + j) * nc + n - n0) * p
-                    if whole:
-                        b = i * dh * wp + j * dw
-                        for t in range(p):
-                            cols[_u(q + t)] = plane[_u(b + t)]
-                    elif sw == 1:  # contiguous rows: a loop LLVM vectorises
+                    if sw == 1:  # contiguous rows: a loop LLVM vectorises
                         for oy in range(oh):
                             b = (oy * sh + i * dh) * wp + j * dw
                             r = q + oy * owx
@@ -69,20 +62,15 @@ def conv_col2im(dcols, n0, nc, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, 
     (N, C, H, W). Each plane is summed in a small padded buffer in cache, then cropped."""
     _, c_in, h, w = dx.shape
     dxf = dx.reshape(-1)
-    plane = np.empty((hp + 1) * wp + (kw - 1) * dw, dx.dtype)
+    plane = np.empty(hp * wp, dx.dtype)
     p = oh * owx
-    whole = sh == 1 and sw == 1 and owx == wp
     for n in range(n0, n0 + nc):
         for c in range(c_in):
             plane[:] = 0
             for i in range(kh):
                 for j in range(kw):
                     q = (((c * kh + i) * kw + j) * nc + n - n0) * p
-                    if whole:
-                        b = i * dh * wp + j * dw
-                        for t in range(p):
-                            plane[_u(b + t)] += dcols[_u(q + t)]
-                    elif sw == 1:
+                    if sw == 1:
                         for oy in range(oh):
                             b = (oy * sh + i * dh) * wp + j * dw
                             r = q + oy * owx
