@@ -1,11 +1,12 @@
 """The dependency rules of DESIGN.md, read from the source: kernels import only numpy (and
-their siblings; numba in the one module of optional compiled loops); nn never imports
+their siblings; numba and its llvmlite in the two modules of optional compiled code); nn never imports
 data/train/dashboard; nothing in convnetpy imports torch except an explicit interop module."""
 
 import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "convnetpy"
+COMPILED = ("_loops.py", "_gemm.py")  # the modules of optional numba code
 
 
 def imports(path: Path) -> set[str]:
@@ -30,18 +31,20 @@ def test_kernels_import_only_numpy_and_each_other():
             # (scratch buffers per thread, the worker threads, recycled outputs); no other
             # package, no layer above kernels
             ok = root in ("numpy", "__future__", "math", "typing", "threading", "queue", "os",
-                          "ctypes", "weakref") or (
+                          "ctypes", "weakref", "functools") or (
                 name.startswith(".") and not name.startswith(".."))
-            # the optional compiled loops live in one module, imported only through _compiled
-            ok = ok or (path.name == "_loops.py" and root == "numba")
+            # the optional compiled loops and GEMMs live in two modules, imported only
+            # through _compiled
+            ok = ok or (path.name in COMPILED and root in ("numba", "llvmlite"))
             assert ok, f"{path.name} imports {name}"
 
 
 def test_only_the_switch_imports_the_compiled_loops():
     for path in PKG.rglob("*.py"):
-        if path.name in ("_compiled.py", "_loops.py"):
+        if path.name in ("_compiled.py", *COMPILED):
             continue
-        bad = {n for n in imports(path) if "_loops" in n.split(".") or n.split(".")[0] == "numba"}
+        bad = {n for n in imports(path) if {"_loops", "_gemm"} & set(n.split("."))
+               or n.split(".")[0] in ("numba", "llvmlite")}
         assert not bad, f"{path.relative_to(PKG)} imports {bad}: go through kernels._compiled"
 
 

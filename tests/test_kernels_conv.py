@@ -35,21 +35,34 @@ CASES = {
 }
 
 
-def check(n, c, h, w, o, k, stride, pads, dil, groups, bias, seed=0):
+def check(n, c, h, w, o, k, stride, pads, dil, groups, bias, seed=0, dtype=np.float64):
+    """Forward and every gradient against the float64 loop reference: each element within
+    1e-10 of max(1, |value|) in float64; in float32 within 1e-5 of max(1, the largest
+    |value| of that result) (its sums have up to ~900 terms)."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w))
-    wt = rng.standard_normal((o, c // groups) + k)
-    b = rng.standard_normal(o) if bias else None
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((o, c // groups) + k).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if bias else None
+
+    def agree(got, want, what):
+        assert got.dtype == dtype, f"{what}: {got.dtype}"
+        if dtype == np.float64:
+            assert_ref(got, want, what=what)
+        else:
+            assert_ref(got / max(1.0, np.abs(want).max()), want / max(1.0, np.abs(want).max()),
+                       1e-5, what=what)
+
     out, cache = conv2d_forward(x, wt, b, stride, pads, dil, groups)
-    r_out, r_back = ref.conv2d(x, wt, b, stride, pads, dil, groups)
-    assert_ref(out, r_out, what="forward")
-    dout = rng.standard_normal(out.shape)
+    r_out, r_back = ref.conv2d(*(None if a is None else a.astype(np.float64)
+                                 for a in (x, wt, b)), stride, pads, dil, groups)
+    agree(out, r_out, "forward")
+    dout = rng.standard_normal(out.shape).astype(dtype)
     dx, dw, db = conv2d_backward(dout, cache)
-    rdx, rdw, rdb = r_back(dout)
-    assert_ref(dx, rdx, what="dx")
-    assert_ref(dw, rdw, what="dw")
+    rdx, rdw, rdb = r_back(dout.astype(np.float64))
+    agree(dx, rdx, "dx")
+    agree(dw, rdw, "dw")
     if bias:
-        assert_ref(db, rdb, what="db")
+        agree(db, rdb, "db")
     else:
         assert db is None
 
@@ -78,6 +91,52 @@ def poisoned_chunks(monkeypatch):
 def test_conv2d_chunked_with_poisoned_scratch(case, poisoned_chunks):
     n, *rest = CASES[case]
     check(n + 2, *rest)
+
+
+@pytest.fixture(params=["our_gemm", "numpy_matmul"])
+def float32_gemm(request, both_loops):
+    """float32 convolutions with our GEMMs (kernels/_gemm.py; forced on even where the CPU
+    has no AVX-512, so that they are tested everywhere) and with NumPy's matmul."""
+    from convnetpy.kernels import _compiled
+
+    if request.param == "our_gemm" and both_loops == "numpy":
+        pytest.skip("our GEMMs run only with the compiled loops")
+    was = _compiled.use_gemm(request.param == "our_gemm")
+    try:
+        if request.param == "our_gemm" and _compiled.gemm() is None:
+            pytest.skip("numba is not installed: our GEMMs are not tested")
+        yield request.param
+    finally:
+        _compiled.use_gemm(was)
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_conv2d_float32_case_table(case, float32_gemm):
+    check(*CASES[case], dtype=np.float32)
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_conv2d_float32_chunked_with_poisoned_scratch(case, float32_gemm, poisoned_chunks):
+    n, *rest = CASES[case]
+    check(n + 2, *rest, dtype=np.float32)
+
+
+@pytest.mark.parametrize("shape", [
+    # (N, C, H, W, O, K, stride, pads): large enough that the batch is split over 2 threads,
+    # with ragged edges for the GEMMs (O % 8, pixels % 32, K % 16)
+    (6, 5, 13, 11, 11, (3, 3), (1, 1), ((1, 1), (1, 1))),
+    (5, 16, 12, 12, 40, (3, 3), (2, 2), ((1, 1), (1, 1))),
+    (4, 24, 9, 9, 9, (1, 1), (1, 1), ((0, 0), (0, 0))),
+])
+def test_conv2d_float32_split_over_threads(shape, float32_gemm):
+    from convnetpy.kernels import _parallel
+
+    was = _parallel.get_num_threads()
+    _parallel.set_num_threads(2)
+    try:
+        check(*shape, (1, 1), 1, True, dtype=np.float32)
+    finally:
+        _parallel.set_num_threads(was)
 
 
 @st.composite

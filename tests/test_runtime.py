@@ -71,7 +71,10 @@ def test_the_compiled_loops_switch_off_by_environment_and_by_call():
     except ImportError:
         assert first == "NumPy only"
     else:
-        assert first == f"numba {numba.__version__}"
+        from convnetpy.kernels import _gemm
+
+        tail = ", AVX-512 GEMM" if _gemm.available() else ""
+        assert first == f"numba {numba.__version__}{tail}"
 
 
 @pytest.mark.usefixtures("both_loops")

@@ -17,6 +17,9 @@ import os
 
 _wanted = os.environ.get("CONVNETPY_COMPILED", "1").strip() != "0"
 _module = None  # the imported _loops, False once an import failed
+# our AVX-512 GEMM (_gemm): None = where the CPU has AVX-512, True/False = always/never
+_gemm_wanted = {"0": False, "1": True}.get(os.environ.get("CONVNETPY_GEMM", "").strip())
+_gemm = None  # the imported _gemm, False once an import failed
 
 
 def use_compiled(flag: bool) -> bool:
@@ -42,7 +45,36 @@ def loops():
     return _module or None
 
 
+def use_gemm(flag: bool | None) -> bool | None:
+    """Run the float32 convolutions' GEMMs on our own kernels (``_gemm``) always (True),
+    never (False, NumPy's matmul), or where the CPU has AVX-512 (None, the default; also set
+    by CONVNETPY_GEMM=1/0); returns the previous setting. They need the compiled loops."""
+    global _gemm_wanted
+    was, _gemm_wanted = _gemm_wanted, flag
+    return was
+
+
+def gemm():
+    """The ``_gemm`` module when the convolutions should use it, else None."""
+    global _gemm
+    if _gemm_wanted is False or loops() is None:
+        return None
+    if _gemm is None:
+        try:
+            from . import _gemm as mod
+        except ImportError:
+            _gemm = False
+        else:
+            _gemm = mod
+    if not _gemm or (_gemm_wanted is None and not _gemm.available()):
+        return None
+    return _gemm
+
+
 def describe() -> str:
-    """What the kernels run on, for benchmark records: 'numba X.Y' or 'NumPy only'."""
+    """What the kernels run on, for benchmark records: 'numba X.Y' (+ ', AVX-512 GEMM') or
+    'NumPy only'."""
     mod = loops()
-    return f"numba {mod.numba.__version__}" if mod else "NumPy only"
+    if not mod:
+        return "NumPy only"
+    return f"numba {mod.numba.__version__}" + (", AVX-512 GEMM" if gemm() else "")

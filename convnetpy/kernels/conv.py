@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._compiled import loops
+from ._compiled import gemm, loops
+from ._parallel import parallel_for
 from ._shape import ShapeError, check_conv_axis
 from ._workspace import fresh, scratch
 
@@ -93,6 +94,7 @@ class _Geometry:
         # and ConvNetJS training 5-7% faster unmerged). lp is fixed here so that a backward
         # pass unfolds the way its forward did; they take float32/float64 only.
         self.lp = loops() if dtype in (np.float32, np.float64) else None
+        self.gm = gemm() if self.lp and dtype == np.float32 else None  # our AVX-512 GEMMs
         merged = self.sh == self.sw == 1 and not self.lp and (
             4 * self.wp <= 5 * self.ow or self.ow <= SHORT_ROWS)
         self.owx = self.wp if merged else self.ow
@@ -165,9 +167,28 @@ class _Geometry:
                     cols[:, i, j] = self.offset_view(src, i, j, n0, n1)
         return cols.reshape(self.g, self.k, -1)
 
-    def chunks(self):
-        """(n0, n1) ranges of the batch, each with about CHUNK_BYTES of columns."""
-        return ((n0, min(self.n, n0 + self.chunk)) for n0 in range(0, self.n, self.chunk))
+    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        """out = a @ b for (G, M, K) @ (G, K, N): our GEMM one group at a time (in this
+        thread: ``split`` runs the batch's parts on the cores), or NumPy's."""
+        if self.gm:
+            for i in range(self.g):
+                self.gm.nn(a[i], b[i], out[i], threads=False)
+        else:
+            np.matmul(a, b, out=out)
+
+    def split(self, part) -> None:
+        """``part(lo, hi)`` over the batch. With our GEMMs the images are split over the
+        cores (each part unfolds, multiplies and folds its own images); NumPy's BLAS
+        threads its GEMMs itself and is given the whole batch in one part (its threads
+        spin after each GEMM, so work of ours beside them would be slowed)."""
+        if self.gm:
+            parallel_for(part, self.n, self.k * self.oh * self.ow * self.g)
+        else:
+            part(0, self.n)
+
+    def chunks(self, lo: int, hi: int):
+        """(n0, n1) ranges of images lo..hi, each with about CHUNK_BYTES of columns."""
+        return ((n0, min(hi, n0 + self.chunk)) for n0 in range(lo, hi, self.chunk))
 
 
 def conv2d_forward(
@@ -205,14 +226,18 @@ def conv2d_forward(
     out = fresh((n, o, oh, ow), x.dtype)
     wg = w.reshape(groups, geo.og, geo.k)
     src = geo.source(x)
-    for n0, n1 in geo.chunks():
-        cols = geo.im2col(src, n0, n1)  # (G, Cg*KH*KW, nc*OH*OWX)
-        y = scratch("conv.out", (groups, geo.og, cols.shape[2]), x.dtype)
-        np.matmul(wg, cols, out=y)  # (G, Og, Cg*KH*KW) @ (G, Cg*KH*KW, nc*OH*OWX)
-        y = y.reshape(o, -1)
-        if b is not None:  # along whole rows: a broadcast add into the crop is 2x slower
-            y += b[:, None]
-        out[n0:n1] = y.reshape(o, n1 - n0, oh, geo.owx)[:, :, :, :ow].transpose(1, 0, 2, 3)
+
+    def part(lo: int, hi: int) -> None:
+        for n0, n1 in geo.chunks(lo, hi):
+            cols = geo.im2col(src, n0, n1)  # (G, Cg*KH*KW, nc*OH*OWX)
+            y = scratch("conv.out", (groups, geo.og, cols.shape[2]), x.dtype)
+            geo.matmul(wg, cols, y)  # (G, Og, Cg*KH*KW) @ (G, Cg*KH*KW, nc*OH*OWX)
+            y = y.reshape(o, -1)
+            if b is not None:  # along whole rows: a broadcast add into the crop is 2x slower
+                y += b[:, None]
+            out[n0:n1] = y.reshape(o, n1 - n0, oh, geo.owx)[:, :, :, :ow].transpose(1, 0, 2, 3)
+
+    geo.split(part)
     return out, cache
 
 
@@ -251,11 +276,8 @@ def conv2d_backward(
     # W^T made contiguous (a tiny copy): with a transposed view NumPy's batched matmul
     # can leave BLAS for a loop ~10x slower (seen: 37 ms instead of 4 on 16x72)
     wt = np.ascontiguousarray(wg.transpose(0, 2, 1)) if need[0] else None
-    dw = np.zeros((g, og, k), dtype=dout.dtype) if need[1] else None
     # dout in the columns' layout (C_out, N, OH, OWX); the dropped outputs get no gradient
     dfull = scratch("conv.dout", (o, n, oh, geo.owx), dout.dtype)
-    dfull[:, :, :, :ow] = dout.transpose(1, 0, 2, 3)
-    dfull[:, :, :, ow:] = 0
     src = geo.source(x) if need[1] else None
     dx = dflat = None
     if need[0] and geo.lp:  # each chunk's images are written whole by the compiled col2im
@@ -263,26 +285,41 @@ def conv2d_backward(
     elif need[0]:
         dflat = geo.padded("conv.dpad", dout.dtype)
         dflat[...] = 0
-    for n0, n1 in geo.chunks():
-        d = dfull[:, n0:n1].reshape(g, og, -1)  # rows strided by N*OH*OWX: BLAS takes it
-        if need[1]:
-            cols = geo.im2col(src, n0, n1)
-            if g == 1:  # 2-D GEMMs take the transposed operand inside BLAS; as
-                # (cols @ d^T)^T the long inner dimension suits OpenBLAS better (seen:
-                # ResNet-20 training +4%, in-process A/B twice)
-                dw[0] += (cols[0] @ d[0].T).T
-            else:
-                dw += np.matmul(d, cols.transpose(0, 2, 1))
-        if need[0]:  # the columns are used up: their scratch takes dcols
-            dcols = scratch("conv.cols", (g, k, d.shape[2]), dout.dtype)
-            np.matmul(wt, d, out=dcols)
-            if geo.lp:
-                geo.lp.conv_col2im(dcols.reshape(-1), n0, n1 - n0, *geo.loop_args, dx)
-                continue
-            dcols = dcols.reshape(geo.c, geo.kh, geo.kw, n1 - n0, oh, geo.owx)
-            for i in range(geo.kh):  # col2im: one strided add per kernel offset
-                for j in range(geo.kw):
-                    geo.offset_view(dflat, i, j, n0, n1)[...] += dcols[:, i, j]
+    dws = {}  # weight gradient of each part, by its first image
+
+    def part(lo: int, hi: int) -> None:
+        dfull[:, lo:hi, :, :ow] = dout[lo:hi].transpose(1, 0, 2, 3)
+        dfull[:, lo:hi, :, ow:] = 0
+        dw = dws[lo] = np.zeros((g, og, k), dtype=dout.dtype) if need[1] else None
+        for n0, n1 in geo.chunks(lo, hi):
+            d = dfull[:, n0:n1].reshape(g, og, -1)  # rows strided by N*OH*OWX: BLAS takes it
+            if need[1]:
+                cols = geo.im2col(src, n0, n1)
+                if geo.gm:  # dout @ cols^T with both read along the pixels
+                    for i in range(g):
+                        geo.gm.nt(d[i], cols[i], dw[i], add=True, threads=False)
+                elif g == 1:  # 2-D GEMMs take the transposed operand inside BLAS; as
+                    # (cols @ d^T)^T the long inner dimension suits OpenBLAS better (seen:
+                    # ResNet-20 training +4%, in-process A/B twice)
+                    dw[0] += (cols[0] @ d[0].T).T
+                else:
+                    dw += np.matmul(d, cols.transpose(0, 2, 1))
+            if need[0]:  # the columns are used up: their scratch takes dcols
+                dcols = scratch("conv.cols", (g, k, d.shape[2]), dout.dtype)
+                geo.matmul(wt, d, dcols)
+                if geo.lp:
+                    geo.lp.conv_col2im(dcols.reshape(-1), n0, n1 - n0, *geo.loop_args, dx)
+                    continue
+                dcols = dcols.reshape(geo.c, geo.kh, geo.kw, n1 - n0, oh, geo.owx)
+                for i in range(geo.kh):  # col2im: one strided add per kernel offset
+                    for j in range(geo.kw):
+                        geo.offset_view(dflat, i, j, n0, n1)[...] += dcols[:, i, j]
+
+    geo.split(part)
+    dw = None
+    if need[1]:  # the parts' sums added in batch order (fixed for a thread count)
+        for lo in sorted(dws):
+            dw = dws[lo] if dw is None else dw + dws[lo]
     if dflat is not None:
         dx = np.ascontiguousarray(geo.crop(dflat))
     if dw is not None:

@@ -1,0 +1,326 @@
+"""Float32 GEMMs of our own for CPUs with AVX-512, compiled by numba; imported only through
+``_compiled`` (``gemm()`` is None where they do not apply, and the kernels then call NumPy's
+matmul).
+
+Why: NumPy's OpenBLAS may be held to narrower kernels than the CPU has (these machines set
+OPENBLAS_CORETYPE=Haswell: AVX2, ~100 GFLOP/s a core), and the library never changes a
+user's BLAS settings. The inner kernels below are written in LLVM IR with 16-wide vectors,
+so they run on AVX-512 whatever the BLAS does (seen: ~245 GFLOP/s on one core). Without
+AVX-512 they are not used (LLVM would split the vectors: correct, but no faster).
+
+Two shapes of product, the two a convolution needs, both over row-contiguous operands:
+- ``nn``: C (+)= A @ B, A small (weights). As in BLIS, A is packed into panels of MR rows
+  (each k's MR values side by side) that stay in L2; B is read in place, one strip of NR
+  columns at a time (its KC x NR block stays in L1 while every A panel passes over it), and
+  the micro-kernel keeps an MR x NR tile of C in 16 vector registers. Ragged edges go
+  through a zero-padded copy of B's last strip and a small tile buffer.
+- ``nt``: C (+)= A @ B^T with a long K (a weight gradient: dout times the im2col columns,
+  summed over every pixel). Both operands are read along K in place; a tile of TA x TB
+  vector accumulators (one per entry of C) is carried over K blocks in a buffer and summed
+  across its 16 lanes at the end.
+Work is split over the threads of ``_parallel`` by columns of C (``nn``) or rows of B
+(``nt``), so every entry of C is computed by one thread in a fixed order.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import llvmlite.binding as llvm
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba import uint64 as _u
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._parallel import parallel_for
+
+MR, NR = 8, 32  # nn micro-tile of C: 8 rows x 2 vectors of 16 floats
+KC = 256  # nn K block: B's KC x NR block (32 KiB) stays in L1
+A_BYTES = 512 << 10  # packed A up to this size is packed once and kept (L2)
+TA, TB = 4, 6  # nt micro-tile: 24 vector accumulators
+KB = 1024  # nt K block: the TA + TB rows' blocks (40 KiB) stay in L1
+_V = 16
+
+_f32 = ir.FloatType()
+_v16 = ir.VectorType(_f32, _V)
+_i32 = ir.IntType(32)
+_i64 = ir.IntType(64)
+
+
+@functools.cache
+def available() -> bool:
+    """True when this CPU runs 16-wide float vectors natively (AVX-512F)."""
+    return "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
+
+
+def _vec_ptr(builder, base, offset):
+    return builder.bitcast(builder.gep(base, [offset]), _v16.as_pointer())
+
+
+def _fma(builder):
+    return cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_v16, [_v16, _v16, _v16]), "llvm.fma.v16f32")
+
+
+def _const(value):
+    return ir.Constant(_i64, value)
+
+
+@intrinsic
+def _micro_nn(typingctx, kc, ap, aoff, b, boff, ldb, c, coff, ldc, add):
+    """C[coff + r*ldc + t] (+)= sum_k ap[aoff + k*MR + r] * b[boff + k*ldb + t] for the
+    MR x NR tile (r < MR, t < NR); ``add`` False overwrites C."""
+    sig = types.void(kc, ap, aoff, b, boff, ldb, c, coff, ldc, add)
+
+    def codegen(context, builder, signature, args):
+        kc, ap, aoff, b, boff, ldb, c, coff, ldc, add = args
+        a_ptr = context.make_array(signature.args[1])(context, builder, ap).data
+        b_ptr = context.make_array(signature.args[3])(context, builder, b).data
+        c_ptr = context.make_array(signature.args[6])(context, builder, c).data
+        fma = _fma(builder)
+        nv = NR // _V
+        acc = [[cgutils.alloca_once_value(builder, ir.Constant(_v16, None))
+                for _ in range(nv)] for _ in range(MR)]
+        undef = ir.Constant(_v16, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(_i32, _V), [0] * _V)
+        with cgutils.for_range(builder, kc) as loop:
+            k = loop.index
+            b0 = builder.add(boff, builder.mul(k, ldb))
+            bv = [builder.load(_vec_ptr(builder, b_ptr, builder.add(b0, _const(_V * j))),
+                               align=4) for j in range(nv)]
+            a0 = builder.add(aoff, builder.mul(k, _const(MR)))
+            for r in range(MR):
+                a = builder.load(builder.gep(a_ptr, [builder.add(a0, _const(r))]))
+                av = builder.shuffle_vector(
+                    builder.insert_element(undef, a, ir.Constant(_i32, 0)), undef, splat)
+                for j in range(nv):
+                    builder.store(builder.call(fma, [av, bv[j], builder.load(acc[r][j])]),
+                                  acc[r][j])
+        for r in range(MR):
+            row = builder.add(coff, builder.mul(ldc, _const(r)))
+            for j in range(nv):
+                p = _vec_ptr(builder, c_ptr, builder.add(row, _const(_V * j)))
+                v = builder.load(acc[r][j])
+                with builder.if_else(add) as (then, otherwise):
+                    with then:
+                        builder.store(builder.fadd(builder.load(p, align=4), v), p, align=4)
+                    with otherwise:
+                        builder.store(v, p, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _micro_nt(typingctx, kv, a, arows, b, brows, k0, acc, accoff):
+    """For r < TA, s < TB: acc[accoff + (r*TB + s)*16 + lane] += sum over v < kv of
+    a[arows[r] + k0 + 16v + lane] * b[brows[s] + k0 + 16v + lane] (16-wide partial sums)."""
+    sig = types.void(kv, a, arows, b, brows, k0, acc, accoff)
+
+    def codegen(context, builder, signature, args):
+        kv, a, arows, b, brows, k0, acc, accoff = args
+        a_ptr = context.make_array(signature.args[1])(context, builder, a).data
+        ar_ptr = context.make_array(signature.args[2])(context, builder, arows).data
+        b_ptr = context.make_array(signature.args[3])(context, builder, b).data
+        br_ptr = context.make_array(signature.args[4])(context, builder, brows).data
+        acc_ptr = context.make_array(signature.args[6])(context, builder, acc).data
+        fma = _fma(builder)
+        abase = [builder.add(builder.load(builder.gep(ar_ptr, [_const(r)])), k0)
+                 for r in range(TA)]
+        bbase = [builder.add(builder.load(builder.gep(br_ptr, [_const(s)])), k0)
+                 for s in range(TB)]
+        slots = [[_vec_ptr(builder, acc_ptr, builder.add(accoff, _const((r * TB + s) * _V)))
+                  for s in range(TB)] for r in range(TA)]
+        regs = [[cgutils.alloca_once_value(builder, builder.load(slots[r][s], align=4))
+                 for s in range(TB)] for r in range(TA)]
+        with cgutils.for_range(builder, kv) as loop:
+            off = builder.mul(loop.index, _const(_V))
+            av = [builder.load(_vec_ptr(builder, a_ptr, builder.add(abase[r], off)), align=4)
+                  for r in range(TA)]
+            for s in range(TB):
+                bv = builder.load(_vec_ptr(builder, b_ptr, builder.add(bbase[s], off)),
+                                  align=4)
+                for r in range(TA):
+                    builder.store(builder.call(fma, [av[r], bv, builder.load(regs[r][s])]),
+                                  regs[r][s])
+        for r in range(TA):
+            for s in range(TB):
+                builder.store(builder.load(regs[r][s]), slots[r][s], align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_jit = numba.njit(nogil=True, cache=True, boundscheck=False)
+
+
+@_jit
+def _pack_a(a, k0, kc, ap):
+    """Columns k0..k0+kc of ``a`` (M x K, any strides) as panels of MR rows:
+    ap[(p*kc + k)*MR + r] = a[p*MR + r, k0 + k], zero past the last row."""
+    m = a.shape[0]
+    for p in range((m + MR - 1) // MR):
+        base = p * kc * MR
+        for r in range(MR):
+            i = p * MR + r
+            if i < m:
+                for k in range(kc):
+                    ap[_u(base + k * MR + r)] = a[_u(i), _u(k0 + k)]
+            else:
+                for k in range(kc):
+                    ap[_u(base + k * MR + r)] = 0
+
+
+@_jit
+def _nn(a, b, ldb, c, ldc, j0, j1, add):
+    """c[i*ldc + j] (+)= sum_k a[i, k] * b[k*ldb + j] for j0 <= j < j1 and every row i of
+    ``a`` (M x K); ``b`` and ``c`` are flat, ``add`` False overwrites.
+
+    When A's packed panels fit in L2 (A_BYTES) they are packed once and each strip of NR
+    columns of C runs through every K block while it is in cache; otherwise A is packed one
+    K block at a time and C is swept once per block."""
+    m, k = a.shape
+    mp = (m + MR - 1) // MR
+    kb = min(KC, k)
+    nblocks = (k + kb - 1) // kb
+    kb = (k + nblocks - 1) // nblocks  # equal blocks
+    resident = mp * MR * k * 4 <= A_BYTES
+    ap = np.empty(mp * MR * (k if resident else kb), np.float32)
+    edge = np.empty(kb * NR, np.float32)  # B's last, partial strip, zero-padded
+    tile = np.empty(MR * NR, np.float32)
+    if resident:
+        for kk in range(0, k, kb):
+            _pack_a(a, kk, min(kb, k - kk), ap[mp * MR * kk:])
+        for jj in range(j0, j1, NR):
+            for kk in range(0, k, kb):
+                _strip(ap, mp * MR * kk, b, ldb, kk, min(kb, k - kk), m, jj,
+                       min(NR, j1 - jj), c, ldc, kk > 0 or add, edge, tile)
+    else:
+        for kk in range(0, k, kb):
+            kc = min(kb, k - kk)
+            _pack_a(a, kk, kc, ap)
+            for jj in range(j0, j1, NR):
+                _strip(ap, 0, b, ldb, kk, kc, m, jj, min(NR, j1 - jj), c, ldc,
+                       kk > 0 or add, edge, tile)
+
+
+@_jit
+def _strip(ap, aoff, b, ldb, k0, kc, m, jj, nj, c, ldc, add, edge, tile):
+    """Rows k0..k0+kc of B's columns jj..jj+nj times every packed A panel, into rows 0..m
+    and columns jj..jj+nj of C."""
+    if nj == NR:
+        src, boff, ld = b, k0 * ldb + jj, ldb
+    else:  # a partial strip: copy it zero-padded, so the micro-kernel reads only B
+        for k in range(kc):
+            for t in range(NR):
+                edge[_u(k * NR + t)] = b[_u((k0 + k) * ldb + jj + t)] if t < nj else 0
+        src, boff, ld = edge, 0, NR
+    for p in range((m + MR - 1) // MR):
+        i = p * MR
+        if nj == NR and i + MR <= m:
+            _micro_nn(kc, ap, aoff + p * kc * MR, src, boff, ld, c, i * ldc + jj, ldc, add)
+        else:
+            _micro_nn(kc, ap, aoff + p * kc * MR, src, boff, ld, tile, 0, NR, False)
+            for r in range(min(MR, m - i)):
+                row = (i + r) * ldc + jj
+                for t in range(nj):
+                    if add:
+                        c[_u(row + t)] += tile[r * NR + t]
+                    else:
+                        c[_u(row + t)] = tile[r * NR + t]
+
+
+@_jit
+def _nt(a, lda, m, b, ldb, s0, s1, k, c, ldc, add):
+    """c[i*ldc + s] (+)= sum over t < k of a[i*lda + t] * b[s*ldb + t] for i < m and
+    s0 <= s < s1 (all flat); ``add`` False overwrites."""
+    kv = k // _V
+    ta = (m + TA - 1) // TA
+    tb = (s1 - s0 + TB - 1) // TB
+    acc = np.zeros(ta * tb * TA * TB * _V, np.float32)
+    arows = np.empty(TA, np.int64)
+    brows = np.empty(TB, np.int64)
+    step = KB // _V
+    for v0 in range(0, kv, step):
+        nv = min(step, kv - v0)
+        for y in range(tb):  # B's TB rows stay in L1 while all of A's block passes (L2)
+            for s in range(TB):  # past the last row: repeat it (its sums are dropped)
+                brows[s] = min(s0 + y * TB + s, s1 - 1) * ldb
+            for x in range(ta):
+                for r in range(TA):
+                    arows[r] = min(x * TA + r, m - 1) * lda
+                _micro_nt(nv, a, arows, b, brows, v0 * _V, acc, (x * tb + y) * TA * TB * _V)
+    for i in range(m):
+        x, r = divmod(i, TA)
+        for s in range(s0, s1):
+            y, q = divmod(s - s0, TB)
+            o = ((x * tb + y) * TA * TB + r * TB + q) * _V
+            total = np.float32(0)
+            for lane in range(_V):
+                total += acc[o + lane]
+            for t in range(kv * _V, k):  # the last k % 16 terms
+                total += a[_u(i * lda + t)] * b[_u(s * ldb + t)]
+            if add:
+                c[_u(i * ldc + s)] += total
+            else:
+                c[_u(i * ldc + s)] = total
+
+
+def _flat(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """A 1-D view of 2-D ``x`` (unit column stride) from its first element to its last, and
+    its row stride in elements."""
+    if x.dtype != np.float32 or x.ndim != 2 or (x.shape[1] > 1 and x.strides[1] != 4):
+        raise ValueError(f"expected a 2-D float32 array with unit column stride, got "
+                         f"{x.dtype} {x.shape} strides {x.strides}")
+    rows, cols = x.shape
+    ld = x.strides[0] // 4 if rows > 1 else cols
+    span = (rows - 1) * ld + cols if rows and cols else 0
+    return np.lib.stride_tricks.as_strided(x, shape=(span,), strides=(4,)), ld
+
+
+def nn(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False,
+       threads: bool = True) -> np.ndarray:
+    """``out`` (+)= a @ b for float32 ``a`` (M, K) of any strides, ``b`` (K, N) and ``out``
+    (M, N) with unit column strides; ``add`` False overwrites ``out``. ``threads`` False
+    computes it in the calling thread."""
+    m, k = a.shape
+    n = b.shape[1]
+    if k == 0 or m == 0 or n == 0:
+        if not add:
+            out[...] = 0
+        return out
+    bf, ldb = _flat(b)
+    cf, ldc = _flat(out)
+    if not threads:
+        _nn(a, bf, ldb, cf, ldc, 0, n, add)
+        return out
+    panels = (n + NR - 1) // NR
+    parallel_for(lambda lo, hi: _nn(a, bf, ldb, cf, ldc, lo * NR, min(hi * NR, n), add),
+                 panels, m * k * NR)
+    return out
+
+
+def nt(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False,
+       threads: bool = True) -> np.ndarray:
+    """``out`` (+)= a @ b.T for float32 ``a`` (M, K), ``b`` (N, K) and ``out`` (M, N), all
+    with unit column strides; ``add`` False overwrites ``out``. ``threads`` False computes
+    it in the calling thread."""
+    m, k = a.shape
+    n = b.shape[0]
+    if k == 0 or m == 0 or n == 0:
+        if not add:
+            out[...] = 0
+        return out
+    af, lda = _flat(a)
+    bf, ldb = _flat(b)
+    cf, ldc = _flat(out)
+    if not threads:
+        _nt(af, lda, m, bf, ldb, 0, n, k, cf, ldc, add)
+        return out
+    groups = (n + TB - 1) // TB
+    parallel_for(lambda lo, hi: _nt(af, lda, m, bf, ldb, min(lo * TB, n), min(hi * TB, n), k,
+                                    cf, ldc, add), groups, m * k * TB)
+    return out
