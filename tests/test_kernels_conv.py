@@ -123,20 +123,34 @@ def test_conv2d_float32_chunked_with_poisoned_scratch(case, float32_gemm, poison
 
 @pytest.mark.parametrize("shape", [
     # (N, C, H, W, O, K, stride, pads): large enough that the batch is split over 2 threads,
-    # with ragged edges for the GEMMs (O % 8, pixels % 32, K % 16)
-    (6, 5, 13, 11, 11, (3, 3), (1, 1), ((1, 1), (1, 1))),
-    (5, 16, 12, 12, 40, (3, 3), (2, 2), ((1, 1), (1, 1))),
-    (4, 24, 9, 9, 9, (1, 1), (1, 1), ((0, 0), (0, 0))),
+    # with ragged edges for the GEMMs (O % 8, pixels % 32)
+    (4, 16, 16, 15, 11, (3, 3), (1, 1), ((1, 1), (1, 1))),
+    (8, 16, 24, 24, 40, (3, 3), (2, 2), ((1, 1), (1, 1))),
+    (4, 64, 24, 23, 9, (1, 1), (1, 1), ((0, 0), (0, 0))),
 ])
-def test_conv2d_float32_split_over_threads(shape, float32_gemm):
+def test_conv2d_float32_split_over_threads(shape, float32_gemm, monkeypatch):
+    import threading
+
     from convnetpy.kernels import _parallel
 
+    threads = set()
+    real = kconv.parallel_for
+
+    def spy(fn, n, items):
+        def part(lo, hi):
+            threads.add(threading.current_thread().name)
+            fn(lo, hi)
+        real(part, n, items)
+
+    monkeypatch.setattr(kconv, "parallel_for", spy)
     was = _parallel.get_num_threads()
     _parallel.set_num_threads(2)
     try:
         check(*shape, (1, 1), 1, True, dtype=np.float32)
     finally:
         _parallel.set_num_threads(was)
+    # our GEMMs split the batch over the threads; NumPy's path leaves that to its BLAS
+    assert len(threads) == (2 if float32_gemm == "our_gemm" else 0)
 
 
 @st.composite

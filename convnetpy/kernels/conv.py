@@ -191,6 +191,15 @@ class _Geometry:
         return ((n0, min(hi, n0 + self.chunk)) for n0 in range(lo, hi, self.chunk))
 
 
+def _sum_parts(parts: dict) -> np.ndarray:
+    """The weight gradients of a batch's parts (by first image) added in batch order, so
+    that the result is fixed for a thread count."""
+    total = None
+    for lo in sorted(parts):
+        total = parts[lo] if total is None else total + parts[lo]
+    return total
+
+
 def conv2d_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -218,10 +227,20 @@ def conv2d_forward(
         # (G, Og, Cg) @ (N, G, Cg, H*W) -> (N, G, Og, H*W), already NCHW
         cols = np.ascontiguousarray(x).reshape(n, groups, geo.cg, oh * ow)
         out = fresh((n, o, oh, ow), np.result_type(w, x))
-        np.matmul(w.reshape(groups, geo.og, geo.cg), cols,
-                  out=out.reshape(n, groups, geo.og, oh * ow))
-        if b is not None:
-            out += b.reshape(1, o, 1, 1)
+        wg, y = w.reshape(groups, geo.og, geo.cg), out.reshape(n, groups, geo.og, oh * ow)
+
+        def images(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                geo.matmul(wg, cols[i], y[i])
+            if b is not None:
+                out[lo:hi] += b.reshape(1, o, 1, 1)
+
+        if geo.gm and out.dtype == np.float32:
+            geo.split(images)
+        else:
+            np.matmul(wg, cols, out=y)
+            if b is not None:
+                out += b.reshape(1, o, 1, 1)
         return out, cache
     out = fresh((n, o, oh, ow), x.dtype)
     wg = w.reshape(groups, geo.og, geo.k)
@@ -263,13 +282,29 @@ def conv2d_backward(
             d = fresh(dout.shape, dout.dtype)
             d[...] = dout
         d = d.reshape(n, g, og, oh * ow)
-        dw = dx = None
+        cols = np.ascontiguousarray(x).reshape(n, g, geo.cg, oh * ow)
+        wt = np.ascontiguousarray(w.reshape(g, og, geo.cg).transpose(0, 2, 1))
+        dx = fresh(x.shape, np.result_type(wt, d)) if need[0] else None
+        if geo.gm and d.dtype == cols.dtype == w.dtype == np.float32:
+            dws = {}
+
+            def images(lo: int, hi: int) -> None:
+                dw = dws[lo] = np.zeros((g, og, geo.cg), np.float32) if need[1] else None
+                for i in range(lo, hi):
+                    for j in range(g):
+                        if need[1]:  # (Og, HW) @ (Cg, HW)^T, summed over the images
+                            geo.gm.nt(d[i, j], cols[i, j], dw[j], add=True, threads=False)
+                        if need[0]:
+                            geo.gm.nn(wt[j], d[i, j], dx[i].reshape(g, geo.cg, -1)[j],
+                                      threads=False)
+
+            geo.split(images)
+            dw = _sum_parts(dws).reshape(w.shape) if need[1] else None
+            return dx, dw, db
+        dw = None
         if need[1]:  # per image (G, Og, HW) @ (G, HW, Cg), summed over the batch
-            cols = np.ascontiguousarray(x).reshape(n, g, geo.cg, oh * ow)
             dw = np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
         if need[0]:
-            wt = np.ascontiguousarray(w.reshape(g, og, geo.cg).transpose(0, 2, 1))
-            dx = fresh(x.shape, np.result_type(wt, d))
             np.matmul(wt, d, out=dx.reshape(n, g, geo.cg, oh * ow))
         return dx, dw, db
     wg = w.reshape(g, og, k)
@@ -316,10 +351,7 @@ def conv2d_backward(
                         geo.offset_view(dflat, i, j, n0, n1)[...] += dcols[:, i, j]
 
     geo.split(part)
-    dw = None
-    if need[1]:  # the parts' sums added in batch order (fixed for a thread count)
-        for lo in sorted(dws):
-            dw = dws[lo] if dw is None else dw + dws[lo]
+    dw = _sum_parts(dws) if need[1] else None
     if dflat is not None:
         dx = np.ascontiguousarray(geo.crop(dflat))
     if dw is not None:
