@@ -8,6 +8,10 @@ convnetpy[fast]``) the kernels run compiled loops for im2col/col2im, batch norm 
 ``use_compiled(False)`` (or CONVNETPY_COMPILED=0 in the environment) runs the pure-NumPy code,
 which gives the same results. ``compiled_loops()`` says which is in use.
 
+``use_gemm(flag)``: with the compiled loops on, float32 convolutions multiply with GEMMs of
+convnetpy's own (kernels/_gemm.py) where the CPU has AVX-512 (None, the default), always
+(True) or never (False: NumPy's matmul and its BLAS); CONVNETPY_GEMM=1/0 sets it too.
+
 ``release_memory()``: the kernels' large outputs (activations and gradients of 1 MiB and
 more) come from buffers recycled from step to step (kernels/_workspace.py), so a training
 step does not fault their pages in again; up to 1 GiB of unused ones is kept, and this call
@@ -33,12 +37,12 @@ import ctypes.util
 import sys
 
 from .kernels._compiled import describe as compiled_loops
-from .kernels._compiled import use_compiled
+from .kernels._compiled import use_compiled, use_gemm
 from .kernels._parallel import get_num_threads, set_num_threads
 from .kernels._workspace import recycler
 
 __all__ = ["compiled_loops", "get_num_threads", "keep_freed_memory", "release_memory",
-           "set_num_threads", "use_compiled"]
+           "set_num_threads", "use_compiled", "use_gemm"]
 
 
 def release_memory() -> int:

@@ -1,11 +1,12 @@
 """Our float32 GEMMs (kernels/_gemm.py) against float64 NumPy products: ragged edges, long
-K, strided operands and outputs, accumulation, and the split over threads. They are forced
-on here whatever the CPU (without AVX-512 LLVM splits the vectors: slower, same results)."""
+K, strided operands and outputs, accumulation. They run here whatever the CPU (without
+AVX-512 LLVM splits the vectors: slower, same results); the convolutions' split of a batch
+over threads is tested in test_kernels_conv.py."""
 
 import numpy as np
 import pytest
 
-from convnetpy.kernels import _compiled, _parallel
+from convnetpy.kernels import _compiled
 
 gemm = pytest.importorskip("convnetpy.kernels._gemm",
                            reason="numba is not installed (pip install -e '.[fast]')")
@@ -21,41 +22,31 @@ def close(got, want):
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * max(scale, 1.0))
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    was = _parallel.get_num_threads()
-    _parallel.set_num_threads(request.param)
-    yield request.param
-    _parallel.set_num_threads(was)
-
-
 @pytest.mark.parametrize("m,k,n", SHAPES)
-@pytest.mark.parametrize("split", [True, False])
-def test_nn_matches_numpy(m, k, n, split, threads):
+def test_nn_matches_numpy(m, k, n):
     rng = np.random.default_rng(m * 1000 + k + n)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)
     want = a.astype(np.float64) @ b
     out = np.full((m, n), np.nan, np.float32)  # overwritten, never read
-    gemm.nn(a, b, out, threads=split)
+    gemm.nn(a, b, out)
     close(out, want)
     # accumulate into a strided window of a larger array, A read through a transpose
     big = np.ones((m, n + 9), np.float32)
     at = np.ascontiguousarray(a.T).T
-    gemm.nn(at, b, big[:, 4:4 + n], add=True, threads=split)
+    gemm.nn(at, b, big[:, 4:4 + n], add=True)
     close(big[:, 4:4 + n], want + 1)
     assert (big[:, :4] == 1).all() and (big[:, 4 + n:] == 1).all()
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)
-@pytest.mark.parametrize("split", [True, False])
-def test_nt_matches_numpy(m, k, n, split, threads):
+def test_nt_matches_numpy(m, k, n):
     rng = np.random.default_rng(m * 1000 + k + n + 1)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((n, k)).astype(np.float32)
     want = a.astype(np.float64) @ b.T.astype(np.float64)
     out = np.full((m, n), np.nan, np.float32)
-    gemm.nt(a, b, out, threads=split)
+    gemm.nt(a, b, out)
     close(out, want)
     # rows of A and B strided (every other row of larger arrays), output accumulated
     a2 = np.zeros((2 * m, k + 3), np.float32)
@@ -63,7 +54,7 @@ def test_nt_matches_numpy(m, k, n, split, threads):
     b2 = np.zeros((2 * n, k + 5), np.float32)
     b2[::2, :k] = b
     big = np.ones((m, n + 2), np.float32)
-    gemm.nt(a2[::2, :k], b2[::2, :k], big[:, 1:1 + n], add=True, threads=split)
+    gemm.nt(a2[::2, :k], b2[::2, :k], big[:, 1:1 + n], add=True)
     close(big[:, 1:1 + n], want + 1)
     assert (big[:, 0] == 1).all() and (big[:, -1] == 1).all()
 
@@ -102,3 +93,21 @@ def test_switch():
         assert ("AVX-512 GEMM" in _compiled.describe()) == gemm.available()
     finally:
         _compiled.use_gemm(was)
+
+
+def test_switch_by_environment_and_runtime():
+    import os
+    import subprocess
+    import sys
+
+    from convnetpy import runtime
+
+    assert runtime.use_gemm is _compiled.use_gemm
+    code = "from convnetpy import runtime; print(runtime.compiled_loops())"
+    env = {k: v for k, v in os.environ.items() if k not in ("CONVNETPY_COMPILED",)}
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**env, "CONVNETPY_GEMM": "0"}).stdout.strip()
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        check=True, env={**env, "CONVNETPY_GEMM": "1"}).stdout.strip()
+    assert not off.endswith("AVX-512 GEMM")
+    assert on == off + ", AVX-512 GEMM"

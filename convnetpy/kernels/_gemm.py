@@ -18,8 +18,9 @@ Two shapes of product, the two a convolution needs, both over row-contiguous ope
   summed over every pixel). Both operands are read along K in place; a tile of TA x TB
   vector accumulators (one per entry of C) is carried over K blocks in a buffer and summed
   across its 16 lanes at the end.
-Work is split over the threads of ``_parallel`` by columns of C (``nn``) or rows of B
-(``nt``), so every entry of C is computed by one thread in a fixed order.
+Both run in the calling thread: the convolutions split their batch over the cores (each
+part unfolds, multiplies and folds its own images), which also keeps every sum in a fixed
+order.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from numba import uint64 as _u
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._parallel import parallel_for
 
 MR, NR = 8, 32  # nn micro-tile of C: 8 rows x 2 vectors of 16 floats
 KC = 256  # nn K block: B's KC x NR block (32 KiB) stays in L1
@@ -299,11 +299,10 @@ def _flat(x: np.ndarray) -> tuple[np.ndarray, int]:
     return np.lib.stride_tricks.as_strided(x, shape=(span,), strides=(4,)), ld
 
 
-def nn(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False,
-       threads: bool = True) -> np.ndarray:
+def nn(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False) -> np.ndarray:
     """``out`` (+)= a @ b for float32 ``a`` (M, K) of any strides, ``b`` (K, N) and ``out``
-    (M, N) with unit column strides; ``add`` False overwrites ``out``. ``threads`` False
-    computes it in the calling thread."""
+    (M, N) with unit column strides; ``add`` False overwrites ``out``. Runs in the calling
+    thread (the convolutions split their batch over the cores themselves)."""
     m, k = a.shape
     n = b.shape[1]
     if k == 0 or m == 0 or n == 0:
@@ -312,20 +311,13 @@ def nn(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False,
         return out
     bf, ldb = _flat(b)
     cf, ldc = _flat(out)
-    if not threads:
-        _nn(a, bf, ldb, cf, ldc, 0, n, add)
-        return out
-    panels = (n + NR - 1) // NR
-    parallel_for(lambda lo, hi: _nn(a, bf, ldb, cf, ldc, lo * NR, min(hi * NR, n), add),
-                 panels, m * k * NR)
+    _nn(a, bf, ldb, cf, ldc, 0, n, add)
     return out
 
 
-def nt(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False,
-       threads: bool = True) -> np.ndarray:
+def nt(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False) -> np.ndarray:
     """``out`` (+)= a @ b.T for float32 ``a`` (M, K), ``b`` (N, K) and ``out`` (M, N), all
-    with unit column strides; ``add`` False overwrites ``out``. ``threads`` False computes
-    it in the calling thread."""
+    with unit column strides; ``add`` False overwrites ``out``. Runs in the calling thread."""
     m, k = a.shape
     n = b.shape[0]
     if k == 0 or m == 0 or n == 0:
@@ -335,10 +327,5 @@ def nt(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False,
     af, lda = _flat(a)
     bf, ldb = _flat(b)
     cf, ldc = _flat(out)
-    if not threads:
-        _nt(af, lda, m, bf, ldb, 0, n, k, cf, ldc, add)
-        return out
-    groups = (n + TB - 1) // TB
-    parallel_for(lambda lo, hi: _nt(af, lda, m, bf, ldb, min(lo * TB, n), min(hi * TB, n), k,
-                                    cf, ldc, add), groups, m * k * TB)
+    _nt(af, lda, m, bf, ldb, 0, n, k, cf, ldc, add)
     return out

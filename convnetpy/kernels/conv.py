@@ -172,7 +172,7 @@ class _Geometry:
         thread: ``split`` runs the batch's parts on the cores), or NumPy's."""
         if self.gm:
             for i in range(self.g):
-                self.gm.nn(a[i], b[i], out[i], threads=False)
+                self.gm.nn(a[i], b[i], out[i])
         else:
             np.matmul(a, b, out=out)
 
@@ -187,8 +187,11 @@ class _Geometry:
             part(0, self.n)
 
     def chunks(self, lo: int, hi: int):
-        """(n0, n1) ranges of images lo..hi, each with about CHUNK_BYTES of columns."""
-        return ((n0, min(hi, n0 + self.chunk)) for n0 in range(lo, hi, self.chunk))
+        """(n0, n1) ranges of images lo..hi, of equal sizes (to one image), each with at
+        most about CHUNK_BYTES of columns."""
+        parts = -(-(hi - lo) // self.chunk)
+        return ((lo + (hi - lo) * i // parts, lo + (hi - lo) * (i + 1) // parts)
+                for i in range(parts))
 
 
 def _sum_parts(parts: dict) -> np.ndarray:
@@ -293,10 +296,9 @@ def conv2d_backward(
                 for i in range(lo, hi):
                     for j in range(g):
                         if need[1]:  # (Og, HW) @ (Cg, HW)^T, summed over the images
-                            geo.gm.nt(d[i, j], cols[i, j], dw[j], add=True, threads=False)
+                            geo.gm.nt(d[i, j], cols[i, j], dw[j], add=True)
                         if need[0]:
-                            geo.gm.nn(wt[j], d[i, j], dx[i].reshape(g, geo.cg, -1)[j],
-                                      threads=False)
+                            geo.gm.nn(wt[j], d[i, j], dx[i].reshape(g, geo.cg, -1)[j])
 
             geo.split(images)
             dw = _sum_parts(dws).reshape(w.shape) if need[1] else None
@@ -332,7 +334,7 @@ def conv2d_backward(
                 cols = geo.im2col(src, n0, n1)
                 if geo.gm:  # dout @ cols^T with both read along the pixels
                     for i in range(g):
-                        geo.gm.nt(d[i], cols[i], dw[i], add=True, threads=False)
+                        geo.gm.nt(d[i], cols[i], dw[i], add=True)
                 elif g == 1:  # 2-D GEMMs take the transposed operand inside BLAS; as
                     # (cols @ d^T)^T the long inner dimension suits OpenBLAS better (seen:
                     # ResNet-20 training +4%, in-process A/B twice)
