@@ -153,6 +153,25 @@ def test_conv2d_float32_split_over_threads(shape, float32_gemm, monkeypatch):
     assert len(threads) == (2 if float32_gemm == "our_gemm" else 0)
 
 
+@pytest.mark.parametrize("case", ["padding", "one_by_one", "groups"])
+def test_conv2d_float32_forward_float64_gradient(case, float32_gemm):
+    # a float64 gradient into a float32 forward's backward: computed (in NumPy's GEMMs, as
+    # ours take float32 only) and returned in float64, as by the NumPy path
+    n, c, h, w, o, k, stride, pads, dil, groups, bias = CASES[case]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((o, c // groups) + k).astype(np.float32)
+    out, cache = conv2d_forward(x, wt, None, stride, pads, dil, groups)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, _ = conv2d_backward(dout, cache)
+    _, r_back = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), None, stride, pads,
+                           dil, groups)
+    rdx, rdw, _ = r_back(dout)
+    assert dx.dtype == dw.dtype == np.float64
+    assert_ref(dx, rdx, 1e-5, what="dx")
+    assert_ref(dw, rdw, 1e-5, what="dw")
+
+
 @st.composite
 def conv_configs(draw):
     groups = draw(st.sampled_from([1, 1, 2, 3]))

@@ -23,6 +23,8 @@ Shape:
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ._compiled import gemm, loops
@@ -274,6 +276,9 @@ def conv2d_backward(
     compiled col2im sums and crops one image plane at a time, in cache).
     """
     x, w, geo, has_bias = cache
+    if geo.gm and dout.dtype != np.float32:  # our GEMMs take float32 only: NumPy's here
+        geo = copy.copy(geo)
+        geo.gm = None
     n, o, oh, ow = dout.shape
     g, og, k = geo.g, geo.og, geo.k
     db = np.einsum("nchw->c", dout) if need[2] and has_bias else None  # 3x dout.sum
