@@ -116,22 +116,35 @@ def _micro_nn(typingctx, kc, ap, aoff, b, boff, ldb, c, coff, ldc, add):
 
 
 @intrinsic
-def _micro_nt(typingctx, kv, ap, aoff, bp, boff, acc, accoff):
-    """For r < TA, s < TB: acc[accoff + (r*TB + s)*16 + lane] += sum over v < kv of
-    ap[aoff + r*KB + 16v + lane] * bp[boff + s*KB + 16v + lane] (16-wide partial sums; the
-    rows sit KB apart, so two base pointers address them all)."""
-    sig = types.void(kv, ap, aoff, bp, boff, acc, accoff)
+def _micro_nt(typingctx, kv, ap, aoff, bp, boff, acc, accoff, first, last, c, coff, ldc, nr,
+              ns, add):
+    """For r < TA, s < TB, with 16-wide partial sums over v < kv of
+    ap[aoff + r*KB + 16v + lane] * bp[boff + s*KB + 16v + lane] (the rows sit KB apart, so
+    two base pointers address them all): started from zero (``first``) or from
+    acc[accoff + (r*TB + s)*16 + lane], and either kept there or (``last``) summed over the
+    lanes into C[coff + r*ldc + s] for r < nr, s < ns (``add``: added to it)."""
+    sig = types.void(kv, ap, aoff, bp, boff, acc, accoff, first, last, c, coff, ldc, nr, ns,
+                     add)
 
     def codegen(context, builder, signature, args):
-        kv, ap, aoff, bp, boff, acc, accoff = args
+        kv, ap, aoff, bp, boff, acc, accoff, first, last, c, coff, ldc, nr, ns, add = args
         a_ptr = context.make_array(signature.args[1])(context, builder, ap).data
         b_ptr = context.make_array(signature.args[3])(context, builder, bp).data
         acc_ptr = context.make_array(signature.args[5])(context, builder, acc).data
+        c_ptr = context.make_array(signature.args[9])(context, builder, c).data
         fma = _fma(builder)
         slots = [[_vec_ptr(builder, acc_ptr, builder.add(accoff, _const((r * TB + s) * _V)))
                   for s in range(TB)] for r in range(TA)]
-        regs = [[cgutils.alloca_once_value(builder, builder.load(slots[r][s], align=4))
-                 for s in range(TB)] for r in range(TA)]
+        regs = [[cgutils.alloca_once(builder, _v16) for s in range(TB)] for r in range(TA)]
+        with builder.if_else(first) as (then, otherwise):
+            with then:
+                for r in range(TA):
+                    for s in range(TB):
+                        builder.store(ir.Constant(_v16, None), regs[r][s])
+            with otherwise:
+                for r in range(TA):
+                    for s in range(TB):
+                        builder.store(builder.load(slots[r][s], align=4), regs[r][s])
         with cgutils.for_range(builder, kv) as loop:
             off = builder.mul(loop.index, _const(_V))
             a0 = builder.add(aoff, off)
@@ -144,9 +157,29 @@ def _micro_nt(typingctx, kv, ap, aoff, bp, boff, acc, accoff):
                 for r in range(TA):
                     builder.store(builder.call(fma, [av[r], bv, builder.load(regs[r][s])]),
                                   regs[r][s])
-        for r in range(TA):
-            for s in range(TB):
-                builder.store(builder.load(regs[r][s]), slots[r][s], align=4)
+        undef = ir.Constant(_v16, ir.Undefined)
+        with builder.if_else(last) as (then, otherwise):
+            with then:
+                for r in range(TA):
+                    for s in range(TB):
+                        v = builder.load(regs[r][s])
+                        for width in (8, 4, 2, 1):  # lanes summed pairwise, as a tree
+                            mask = ir.Constant(ir.VectorType(_i32, _V),
+                                               [(i + width) % _V for i in range(_V)])
+                            v = builder.fadd(v, builder.shuffle_vector(v, undef, mask))
+                        total = builder.extract_element(v, ir.Constant(_i32, 0))
+                        inside = builder.and_(builder.icmp_signed("<", _const(r), nr),
+                                              builder.icmp_signed("<", _const(s), ns))
+                        with builder.if_then(inside):
+                            at = builder.add(coff, builder.add(
+                                builder.mul(ldc, _const(r)), _const(s)))
+                            p = builder.gep(c_ptr, [at])
+                            builder.store(builder.select(
+                                add, builder.fadd(builder.load(p), total), total), p)
+            with otherwise:
+                for r in range(TA):
+                    for s in range(TB):
+                        builder.store(builder.load(regs[r][s]), slots[r][s], align=4)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -259,10 +292,12 @@ def _pack_rows(x, ld, r0, r1, rows, k0, kc, xp):
 @_jit
 def _nt(a, lda, m, b, ldb, s0, s1, k, c, ldc, add):
     """c[i*ldc + s] (+)= sum over t < k of a[i*lda + t] * b[s*ldb + t] for i < m and
-    s0 <= s < s1 (all flat); ``add`` False overwrites."""
+    s0 <= s < s1 (all flat); ``add`` False overwrites. With K longer than one block the
+    tiles' vector sums wait in ``acc`` between blocks."""
     ta = (m + TA - 1) // TA
     tb = (s1 - s0 + TB - 1) // TB
-    acc = np.zeros(ta * tb * TA * TB * _V, np.float32)
+    blocks = (k + KB - 1) // KB
+    acc = np.empty(ta * tb * TA * TB * _V if blocks > 1 else _V, np.float32)
     ap = np.empty(ta * TA * KB, np.float32)
     bp = np.empty(TB * KB, np.float32)
     for k0 in range(0, k, KB):
@@ -270,21 +305,13 @@ def _nt(a, lda, m, b, ldb, s0, s1, k, c, ldc, add):
         kv = (kc + _V - 1) // _V
         _pack_rows(a, lda, 0, m, ta * TA, k0, kc, ap)
         for y in range(tb):  # B's TB rows stay in L1 while all of A's block passes (L2)
-            _pack_rows(b, ldb, s0 + y * TB, s1, TB, k0, kc, bp)
+            j = s0 + y * TB
+            _pack_rows(b, ldb, j, s1, TB, k0, kc, bp)
             for x in range(ta):
-                _micro_nt(kv, ap, x * TA * KB, bp, 0, acc, (y * ta + x) * TA * TB * _V)
-    for i in range(m):
-        x, r = divmod(i, TA)
-        for s in range(s0, s1):
-            y, q = divmod(s - s0, TB)
-            o = ((y * ta + x) * TA * TB + r * TB + q) * _V
-            total = np.float32(0)
-            for lane in range(_V):
-                total += acc[o + lane]
-            if add:
-                c[_u(i * ldc + s)] += total
-            else:
-                c[_u(i * ldc + s)] = total
+                _micro_nt(kv, ap, x * TA * KB, bp, 0, acc,
+                          (y * ta + x) * TA * TB * _V if blocks > 1 else 0, k0 == 0,
+                          k0 + kc == k, c, x * TA * ldc + j, ldc, min(TA, m - x * TA),
+                          min(TB, s1 - j), add)
 
 
 def _flat(x: np.ndarray) -> tuple[np.ndarray, int]:
