@@ -1,6 +1,7 @@
 """The dependency rules of DESIGN.md, read from the source: kernels import only numpy (and
-their siblings; numba and its llvmlite in the two modules of optional compiled code); nn never imports
-data/train/dashboard; nothing in convnetpy imports torch except an explicit interop module."""
+their siblings; numba and its llvmlite in the two modules of optional compiled code); nn
+never imports data/train/dashboard; nothing in convnetpy imports torch except an explicit
+interop module."""
 
 import ast
 from pathlib import Path

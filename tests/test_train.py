@@ -166,14 +166,18 @@ def test_sigkill_at_random_moments(tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    # far more epochs than run before the signal (sent once the first steps are logged):
+    # a fixed sleep let a fast machine finish first
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "convnetpy", "train", "--data", "synthetic:2048",
-         "--model", "lenet5", "--epochs", "50", "--quiet", "--set", "model_kwargs={}",
+         "--model", "lenet5", "--epochs", "10000", "--quiet", "--set", "model_kwargs={}",
          "--set", "log_steps=true", "--set", "run_id=\"c\"", "--out", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
+    first = [proc.stdout.readline() for _ in range(3)]
+    assert all(line.startswith("step ") for line in first), first
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
+    out = "".join(first) + out
     assert proc.returncode == 0, err
     assert "interrupted at step" in out and "--resume" in out
     last = max(int(line.split()[1]) for line in out.splitlines() if line.startswith("step "))

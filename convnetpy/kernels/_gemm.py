@@ -36,7 +36,6 @@ from numba import uint64 as _u
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-
 MR, NR = 8, 32  # nn micro-tile of C: 8 rows x 2 vectors of 16 floats
 KC = 256  # nn K block: B's KC x NR block (32 KiB) stays in L1
 A_BYTES = 512 << 10  # packed A up to this size is packed once and kept (L2)

@@ -23,8 +23,6 @@ Shape:
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from ._compiled import gemm, loops
@@ -106,6 +104,12 @@ class _Geometry:
         self.chunk = max(1, min(self.n, CHUNK_BYTES // max(per_image, 1)))
         self.loop_args = (self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, self.pt,
                           self.pl, self.oh, self.owx, self.hp, self.wp)
+
+    def with_numpy_gemms(self) -> "_Geometry":
+        """The same geometry with NumPy's matmul for the GEMMs (a copy)."""
+        other = object.__new__(_Geometry)
+        other.__dict__.update(self.__dict__, gm=None)
+        return other
 
     @property
     def pointwise(self) -> bool:
@@ -277,8 +281,7 @@ def conv2d_backward(
     """
     x, w, geo, has_bias = cache
     if geo.gm and dout.dtype != np.float32:  # our GEMMs take float32 only: NumPy's here
-        geo = copy.copy(geo)
-        geo.gm = None
+        geo = geo.with_numpy_gemms()
     n, o, oh, ow = dout.shape
     g, og, k = geo.g, geo.og, geo.k
     db = np.einsum("nchw->c", dout) if need[2] and has_bias else None  # 3x dout.sum
