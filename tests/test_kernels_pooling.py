@@ -188,3 +188,53 @@ def test_constant_negative_padding_crops():
 def test_reflect_pad_too_large_is_rejected():
     with pytest.raises(ShapeError, match="reflect padding .* must be smaller than the input"):
         kp.pad_forward(np.zeros((1, 1, 3, 3)), (3, 0, 0, 0), "reflect")
+
+
+@pytest.mark.parametrize("case", ["padding", "overlap", "batch1_2x2"])
+def test_max_pool_backward_float32_views_broadcast_and_threads(case):
+    # float32, an input that is a transposed view, a broadcast gradient (of a sum), and a
+    # batch large enough to be split over two threads
+    from convnetpy.kernels import _parallel
+
+    _, _, h, w, k, s, p, d, ceil = MAX_CASES[case]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 64, w, h)).astype(np.float32).transpose(0, 1, 3, 2)
+    assert not x.flags.c_contiguous
+    was = _parallel.get_num_threads()
+    _parallel.set_num_threads(2)
+    try:
+        out, cache = kpool.max_pool2d_forward(x, k, s, p, d, ceil)
+        r_out, _, r_back = ref.max_pool2d(x.astype(np.float64), k, s, p, d, ceil)
+        assert_ref(out, r_out, what="forward")
+        for dout in (rng.standard_normal(out.shape).astype(np.float32),
+                     np.broadcast_to(np.float32(0.5), out.shape)):
+            got = kpool.max_pool2d_backward(dout, cache)
+            assert got.dtype == np.float32
+            assert_ref(got, r_back(dout.astype(np.float64)), 1e-6, what="dx")
+    finally:
+        _parallel.set_num_threads(was)
+
+
+@pytest.mark.parametrize("case", ["padding", "overlap", "batch1_2x2", "dilation"])
+def test_max_pool_backward_nan_windows_same_in_both_codes(case):
+    # NaN windows send their gradient to the window's last NaN (the loop reference does not
+    # model NaN): the compiled loop and the NumPy code must agree (to the order in which
+    # overlapping windows' gradients are added)
+    from convnetpy.kernels import _compiled
+
+    n, c, h, w, k, s, p, d, ceil = MAX_CASES[case]
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((n, c, h, w))
+    x[0, 0, 0, :2] = np.nan
+    x[-1, -1, -1, -1] = np.nan
+    out, cache = kpool.max_pool2d_forward(x, k, s, p, d, ceil)
+    assert np.isnan(out).any()
+    dout = rng.standard_normal(out.shape)
+    got = {}
+    for compiled in (True, False):
+        was = _compiled.use_compiled(compiled)
+        try:
+            got[compiled] = kpool.max_pool2d_backward(dout, cache)
+        finally:
+            _compiled.use_compiled(was)
+    np.testing.assert_allclose(got[True], got[False], rtol=1e-12, atol=1e-15)

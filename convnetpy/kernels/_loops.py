@@ -90,6 +90,49 @@ def conv_col2im(dcols, n0, nc, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, 
                     dxf[_u(d + t)] = plane[_u(s + t)]
 
 
+@_jit
+def maxpool_backward(xp, out, dout, kh, kw, sh, sw, dh, dw, tiles, p0, p1, dxp):
+    """The gradient of a max pool for planes p0..p1 (flat n*C + c) into ``dxp`` (shaped like
+    the padded input ``xp``): each window's gradient goes to its first maximum in row-major
+    window order, or for a NaN result to its last NaN (as ``pooling._winners``). With
+    ``tiles`` (windows that cover every pixel once) each window is written whole, else the
+    plane is zeroed and the gradients added. ``dout`` may be a broadcast view."""
+    _, c_in, hp, wp = xp.shape
+    oh, ow = out.shape[2], out.shape[3]
+    xf = xp.reshape(-1)
+    of = out.reshape(-1)
+    gf = dxp.reshape(-1)
+    for p in range(p0, p1):
+        n, c = divmod(p, c_in)
+        xb = p * hp * wp
+        ob = p * oh * ow
+        if not tiles:
+            for t in range(hp * wp):
+                gf[_u(xb + t)] = 0
+        for oy in range(oh):
+            for ox in range(ow):
+                m = of[_u(ob + oy * ow + ox)]
+                g = dout[n, c, oy, ox]
+                corner = xb + oy * sh * wp + ox * sw
+                win = -1
+                for i in range(kh):
+                    for j in range(kw):
+                        at = corner + i * dh * wp + j * dw
+                        v = xf[_u(at)]
+                        if m != m:  # a NaN result: the last NaN
+                            if v != v:
+                                win = at
+                        elif win < 0 and v == m:
+                            win = at
+                        if tiles:
+                            gf[_u(at)] = 0
+                if win >= 0:
+                    if tiles:
+                        gf[_u(win)] = g
+                    else:
+                        gf[_u(win)] += g
+
+
 # Reductions may reorder their additions (fastmath "reassoc" only: NaN and infinities keep
 # their meaning) so that LLVM can vectorise them; they accumulate in float64, and the order
 # is fixed by the compiled code, so a result never depends on timing.
