@@ -6,18 +6,20 @@ Why: NumPy's OpenBLAS may be held to narrower kernels than the CPU has (these ma
 OPENBLAS_CORETYPE=Haswell: AVX2, ~100 GFLOP/s a core), and the library never changes a
 user's BLAS settings. The inner kernels below are written in LLVM IR with 16-wide vectors,
 so they run on AVX-512 whatever the BLAS does (seen: ~245 GFLOP/s on one core). Without
-AVX-512 they are not used (LLVM would split the vectors: correct, but no faster).
+AVX-512 they are not used unless forced (LLVM splits the vectors: correct, no faster).
 
 Two shapes of product, the two a convolution needs, both over row-contiguous operands:
 - ``nn``: C (+)= A @ B, A small (weights). As in BLIS, A is packed into panels of MR rows
-  (each k's MR values side by side) that stay in L2; B is read in place, one strip of NR
-  columns at a time (its KC x NR block stays in L1 while every A panel passes over it), and
-  the micro-kernel keeps an MR x NR tile of C in 16 vector registers. Ragged edges go
-  through a zero-padded copy of B's last strip and a small tile buffer.
+  (each k's MR values side by side) that stay in L2; B is read in place (copied first when
+  K is short and many A panels use it), one strip of NR columns at a time (its KC x NR
+  block stays in L1 while every A panel passes over it), and the micro-kernel keeps an
+  MR x NR tile of C in 16 vector registers. Ragged edges go through a zero-padded copy of
+  B's last strip and a small tile buffer.
 - ``nt``: C (+)= A @ B^T with a long K (a weight gradient: dout times the im2col columns,
-  summed over every pixel). Both operands are read along K in place; a tile of TA x TB
-  vector accumulators (one per entry of C) is carried over K blocks in a buffer and summed
-  across its 16 lanes at the end.
+  summed over every pixel). Per K block of KB, rows of both are copied KB apart (zero-padded
+  to whole vectors), and a tile of TA x TB vector accumulators (one per entry of C) runs
+  along them; it starts from zero, waits in a buffer between K blocks when K is longer than
+  one, and is summed across its 16 lanes into C on the last.
 Both run in the calling thread: the convolutions split their batch over the cores (each
 part unfolds, multiplies and folds its own images), which also keeps every sum in a fixed
 order.

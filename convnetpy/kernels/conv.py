@@ -7,6 +7,9 @@ stride 1 the columns cover whole padded rows, so every copy moves long contiguou
 few extra outputs per row are dropped. The backward pass unfolds again instead of keeping
 the columns (memory), and folds the column gradient back (col2im) with one strided add per
 kernel offset, so no Python loop runs over pixels or batch items, only over chunks.
+In float32 with the compiled loops on a CPU with AVX-512, the GEMMs are our own (_gemm.py)
+and the batch is split over the cores, each part unfolding, multiplying and folding its
+own images.
 
 Shape:
     input (N, C_in, H, W), weight (C_out, C_in/groups, KH, KW), bias (C_out,)
