@@ -91,3 +91,28 @@ def test_scratch_reuses_memory_but_does_not_keep_huge_buffers(monkeypatch):
     again = ws.scratch("test.role", (100, 100), np.float32)
     assert big.shape == (100, 100) and not np.shares_memory(big, again)
     assert np.shares_memory(ws.scratch("test.role", (10, 10), np.float32), a)
+
+
+def test_a_ctrl_c_while_waiting_still_waits_for_every_part(split_everything):
+    # the interrupt arrives while the caller waits for the worker's part: it is raised only
+    # once that part is done, so nothing runs on behind the caller's back
+    import os
+    import signal
+    import time
+
+    finished = []
+
+    def fn(lo, hi):
+        if lo > 0:
+            time.sleep(0.5)
+            finished.append(lo)
+
+    timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        par.parallel_for(fn, 2)
+    timer.join()
+    assert finished, "the worker's part was abandoned"
+    out = []
+    par.parallel_for(lambda lo, hi: out.append((lo, hi)), 2)  # still in step
+    assert sorted(out) == [(0, 1), (1, 2)]

@@ -156,9 +156,14 @@ class Monitor:
         self._wake.set()
 
     def close(self) -> None:
+        """Stop the background thread, waiting for a snapshot it is making: a process must
+        not exit while that thread is inside compiled code or the compiler (seen: the
+        dashboard command hung at exit after Ctrl-C)."""
         self._closed = True
         self._resume.set()
         self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
 
     # ----- the background thread -----
     def normalise(self, pixels: np.ndarray) -> np.ndarray:

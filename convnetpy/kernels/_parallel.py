@@ -113,8 +113,17 @@ def parallel_for(fn, n: int, items_per_index: int = 1) -> None:
             errors.append(err)
         finally:
             _local.inside = False
-            for _ in range(parts - 1):
-                err = _done.get()
+            # every part is waited for, even through a Ctrl-C: a worker left running would
+            # write into arrays the caller has moved on from, and its late report would
+            # answer the next call (the interrupt is raised once all are done)
+            waiting = parts - 1
+            while waiting:
+                try:
+                    err = _done.get()
+                except KeyboardInterrupt as stop:
+                    errors.insert(0, stop)
+                    continue
+                waiting -= 1
                 if err is not None:
                     errors.append(err)
         if errors:
