@@ -80,3 +80,12 @@ def both_loops(request):
         yield request.param
     finally:
         _compiled.use_compiled(was)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell that starts the
+    suite in the background (``cmd &``) passes SIGINT on ignored, and Python then keeps
+    ignoring it; the child gets the default action back (Python's KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import default_sigint
 from PIL import Image
 
 import convnetpy as cp
@@ -251,7 +252,8 @@ def test_dashboard_command_serves_a_finished_run(tmp_path):
                           progress=False, out=str(tmp_path), image_size=32),
               log=lambda s: None)["run_dir"]
     proc = subprocess.Popen([sys.executable, "-m", "convnetpy", "dashboard", run, "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     try:
         line = proc.stdout.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=\S+", line)

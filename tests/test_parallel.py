@@ -107,11 +107,16 @@ def test_a_ctrl_c_while_waiting_still_waits_for_every_part(split_everything):
             time.sleep(0.5)
             finished.append(lo)
 
+    # Python's own handler, even where the suite was started with SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        par.parallel_for(fn, 2)
-    timer.join()
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            par.parallel_for(fn, 2)
+        timer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert finished, "the worker's part was abandoned"
     out = []
     par.parallel_for(lambda lo, hi: out.append((lo, hi)), 2)  # still in step

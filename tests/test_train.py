@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import default_sigint
 
 from convnetpy import checkpoint as ck
 from convnetpy.cli import main
@@ -172,7 +173,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
         [sys.executable, "-u", "-m", "convnetpy", "train", "--data", "synthetic:2048",
          "--model", "lenet5", "--epochs", "10000", "--quiet", "--set", "model_kwargs={}",
          "--set", "log_steps=true", "--set", "run_id=\"c\"", "--out", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     first = [proc.stdout.readline() for _ in range(3)]
     assert all(line.startswith("step ") for line in first), first
     proc.send_signal(signal.SIGINT)
