@@ -207,9 +207,9 @@ def _pack_a(a, k0, kc, ap):
 
 
 @_jit
-def _nn(a, b, ldb, c, ldc, j0, j1, add):
-    """c[i*ldc + j] (+)= sum_k a[i, k] * b[k*ldb + j] for j0 <= j < j1 and every row i of
-    ``a`` (M x K); ``b`` and ``c`` are flat, ``add`` False overwrites.
+def _nn(a, b, ldb, c, ldc, n, add):
+    """c[i*ldc + j] (+)= sum_k a[i, k] * b[k*ldb + j] for j < n and every row i of ``a``
+    (M x K); ``b`` and ``c`` are flat, ``add`` False overwrites.
 
     When A's packed panels fit in L2 (A_BYTES) they are packed once and each strip of NR
     columns of C runs through every K block while it is in cache; otherwise A is packed one
@@ -226,16 +226,16 @@ def _nn(a, b, ldb, c, ldc, j0, j1, add):
     if resident:
         for kk in range(0, k, kb):
             _pack_a(a, kk, min(kb, k - kk), ap[mp * MR * kk:])
-        for jj in range(j0, j1, NR):
+        for jj in range(0, n, NR):
             for kk in range(0, k, kb):
                 _strip(ap, mp * MR * kk, b, ldb, kk, min(kb, k - kk), m, jj,
-                       min(NR, j1 - jj), c, ldc, kk > 0 or add, edge, tile)
+                       min(NR, n - jj), c, ldc, kk > 0 or add, edge, tile)
     else:
         for kk in range(0, k, kb):
             kc = min(kb, k - kk)
             _pack_a(a, kk, kc, ap)
-            for jj in range(j0, j1, NR):
-                _strip(ap, 0, b, ldb, kk, kc, m, jj, min(NR, j1 - jj), c, ldc,
+            for jj in range(0, n, NR):
+                _strip(ap, 0, b, ldb, kk, kc, m, jj, min(NR, n - jj), c, ldc,
                        kk > 0 or add, edge, tile)
 
 
@@ -247,7 +247,7 @@ def _strip(ap, aoff, b, ldb, k0, kc, m, jj, nj, c, ldc, add, edge, tile):
         src, boff, ld = b, k0 * ldb + jj, ldb
     elif nj == NR:  # short and used by many A panels: copied together first (seen, one
         # core: 144x32 @ 32x7168 95 -> 144 GFLOP/s; with kc = 192 it cost 196 -> 155)
-        for k in range(kc):
+        for k in range(kc):  # NR, not nj, as the bound (seen: 75x16 @ 16x13312 ~10% faster)
             s = (k0 + k) * ldb + jj
             for t in range(NR):
                 edge[_u(k * NR + t)] = b[_u(s + t)]
@@ -291,12 +291,12 @@ def _pack_rows(x, ld, r0, r1, rows, k0, kc, xp):
 
 
 @_jit
-def _nt(a, lda, m, b, ldb, s0, s1, k, c, ldc, add):
+def _nt(a, lda, m, b, ldb, n, k, c, ldc, add):
     """c[i*ldc + s] (+)= sum over t < k of a[i*lda + t] * b[s*ldb + t] for i < m and
-    s0 <= s < s1 (all flat); ``add`` False overwrites. With K longer than one block the
+    s < n (all flat); ``add`` False overwrites. With K longer than one block the
     tiles' vector sums wait in ``acc`` between blocks."""
     ta = (m + TA - 1) // TA
-    tb = (s1 - s0 + TB - 1) // TB
+    tb = (n + TB - 1) // TB
     blocks = (k + KB - 1) // KB
     acc = np.empty(ta * tb * TA * TB * _V if blocks > 1 else _V, np.float32)
     ap = np.empty(ta * TA * KB, np.float32)
@@ -306,13 +306,13 @@ def _nt(a, lda, m, b, ldb, s0, s1, k, c, ldc, add):
         kv = (kc + _V - 1) // _V
         _pack_rows(a, lda, 0, m, ta * TA, k0, kc, ap)
         for y in range(tb):  # B's TB rows stay in L1 while all of A's block passes (L2)
-            j = s0 + y * TB
-            _pack_rows(b, ldb, j, s1, TB, k0, kc, bp)
+            j = y * TB
+            _pack_rows(b, ldb, j, n, TB, k0, kc, bp)
             for x in range(ta):
                 _micro_nt(kv, ap, x * TA * KB, bp, 0, acc,
                           (y * ta + x) * TA * TB * _V if blocks > 1 else 0, k0 == 0,
                           k0 + kc == k, c, x * TA * ldc + j, ldc, min(TA, m - x * TA),
-                          min(TB, s1 - j), add)
+                          min(TB, n - j), add)
 
 
 def _flat(x: np.ndarray) -> tuple[np.ndarray, int]:
@@ -339,7 +339,7 @@ def nn(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False) -> np.n
         return out
     bf, ldb = _flat(b)
     cf, ldc = _flat(out)
-    _nn(a, bf, ldb, cf, ldc, 0, n, add)
+    _nn(a, bf, ldb, cf, ldc, n, add)
     return out
 
 
@@ -355,5 +355,5 @@ def nt(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False) -> np.n
     af, lda = _flat(a)
     bf, ldb = _flat(b)
     cf, ldc = _flat(out)
-    _nt(af, lda, m, bf, ldb, 0, n, k, cf, ldc, add)
+    _nt(af, lda, m, bf, ldb, n, k, cf, ldc, add)
     return out

@@ -296,10 +296,11 @@ def conv2d_backward(
             d = fresh(dout.shape, dout.dtype)
             d[...] = dout
         d = d.reshape(n, g, og, oh * ow)
-        cols = np.ascontiguousarray(x).reshape(n, g, geo.cg, oh * ow)
-        wt = np.ascontiguousarray(w.reshape(g, og, geo.cg).transpose(0, 2, 1))
-        dx = fresh(x.shape, np.result_type(wt, d)) if need[0] else None
-        if geo.gm and d.dtype == cols.dtype == w.dtype == np.float32:
+        cols = np.ascontiguousarray(x).reshape(n, g, geo.cg, oh * ow) if need[1] else None
+        wt = np.ascontiguousarray(w.reshape(g, og, geo.cg).transpose(0, 2, 1)) \
+            if need[0] else None
+        dx = fresh(x.shape, np.result_type(w, d)) if need[0] else None
+        if geo.gm and d.dtype == x.dtype == w.dtype == np.float32:
             dws = {}
 
             def images(lo: int, hi: int) -> None:
