@@ -82,6 +82,24 @@ def both_loops(request):
         _compiled.use_compiled(was)
 
 
+@pytest.fixture(params=["our_gemm", "numpy_matmul"])
+def float32_gemm(request, both_loops):
+    """float32 convolutions and linear layers with our GEMMs (kernels/_gemm.py; forced on
+    even where the CPU has no AVX-512, so that they are tested everywhere) and with NumPy's
+    matmul."""
+    from convnetpy.kernels import _compiled
+
+    if request.param == "our_gemm" and both_loops == "numpy":
+        pytest.skip("our GEMMs run only with the compiled loops")
+    was = _compiled.use_gemm(request.param == "our_gemm")
+    try:
+        if request.param == "our_gemm" and _compiled.gemm() is None:
+            pytest.skip("numba is not installed: our GEMMs are not tested")
+        yield request.param
+    finally:
+        _compiled.use_gemm(was)
+
+
 def default_sigint() -> None:
     """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell that starts the
     suite in the background (``cmd &``) passes SIGINT on ignored, and Python then keeps

@@ -93,23 +93,6 @@ def test_conv2d_chunked_with_poisoned_scratch(case, poisoned_chunks):
     check(n + 2, *rest)
 
 
-@pytest.fixture(params=["our_gemm", "numpy_matmul"])
-def float32_gemm(request, both_loops):
-    """float32 convolutions with our GEMMs (kernels/_gemm.py; forced on even where the CPU
-    has no AVX-512, so that they are tested everywhere) and with NumPy's matmul."""
-    from convnetpy.kernels import _compiled
-
-    if request.param == "our_gemm" and both_loops == "numpy":
-        pytest.skip("our GEMMs run only with the compiled loops")
-    was = _compiled.use_gemm(request.param == "our_gemm")
-    try:
-        if request.param == "our_gemm" and _compiled.gemm() is None:
-            pytest.skip("numba is not installed: our GEMMs are not tested")
-        yield request.param
-    finally:
-        _compiled.use_gemm(was)
-
-
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_conv2d_float32_case_table(case, float32_gemm):
     check(*CASES[case], dtype=np.float32)

@@ -51,6 +51,59 @@ def test_linear_hypothesis(lead, fin, fout, bias, seed):
     check_linear(lead, fin, fout, bias, seed)
 
 
+@pytest.mark.parametrize("lead,fin,fout,bias,views", [
+    ((1,), 3, 2, True, False), ((5, 3), 7, 5, False, True),
+    ((37,), 40, 11, True, True),  # ragged edges for the GEMM tiles
+    ((400,), 700, 12, True, False),  # large enough to be split over two threads
+])
+def test_linear_float32(lead, fin, fout, bias, views, float32_gemm, monkeypatch):
+    # every result within 1e-5 of the float64 reference (scaled by its largest value), for
+    # contiguous inputs and for strided views, each gradient alone and all together
+    import threading
+
+    from convnetpy.kernels import _parallel
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(lead + (fin,)).astype(np.float32)
+    w = rng.standard_normal((fout, fin)).astype(np.float32)
+    if views:  # the same values behind other strides
+        x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, -1, 0)), 0, -1)
+        w = np.repeat(w, 2, axis=1)[:, ::2]
+    b = rng.standard_normal(fout).astype(np.float32) if bias else None
+    dout = rng.standard_normal(lead + (fout,)).astype(np.float32)
+    threads = set()
+    real = kl.parallel_for
+
+    def spy(fn, n, items):
+        def part(lo, hi):
+            threads.add(threading.current_thread().name)
+            fn(lo, hi)
+        real(part, n, items)
+
+    monkeypatch.setattr(kl, "parallel_for", spy)
+    monkeypatch.setattr(_parallel, "THREADS", 2)
+    out, cache = kl.linear_forward(x, w, b)
+    r_out, r_back = ref.linear(*(None if a is None else a.astype(np.float64) for a in (x, w, b)))
+    wants = [r_out] + list(r_back(dout.astype(np.float64)))
+    gots = [out] + list(kl.linear_backward(dout, cache))
+    for need in ([True, False, False], [False, True, False], [False, False, True]):
+        alone = kl.linear_backward(dout, cache, need)
+        gots += [g for g, n in zip(alone, need) if n]
+        wants += [wt for wt, n in zip(wants[1:4], need) if n]
+        assert all(g is None for g, n in zip(alone, need) if not n)
+    for k, (got, want) in enumerate(zip(gots, wants)):
+        if want is None:
+            assert got is None
+            continue
+        assert got.dtype == np.float32 and got.shape == want.shape, k
+        scale = max(1.0, np.abs(want).max())
+        assert_ref(got / scale, want / scale, 1e-5, what=f"result {k}")
+    if float32_gemm == "our_gemm" and fin == 700:
+        assert len(threads) == 2  # the product's rows (columns for dW) split over both
+    elif float32_gemm == "numpy_matmul":
+        assert not threads  # NumPy's BLAS does its own threading
+
+
 # ---------------------------------------------------------------- activations
 ACTS = {
     "relu": (ka.relu_forward, ka.relu_backward, {}),

@@ -20,7 +20,20 @@ def split_everything(monkeypatch):
     monkeypatch.setattr(par, "MIN_ITEMS", 1)
 
 
-def test_parts_cover_the_range_once_on_several_threads(split_everything):
+@pytest.fixture(params=["sleeping", "spinning"])
+def waits(request, monkeypatch):
+    """Workers and caller that sleep in their queues at once (OMP_WAIT_POLICY=passive, or
+    no compiled loops), or that spin (2 s, longer than any part here) before they do."""
+    from convnetpy.kernels._compiled import loops
+
+    if request.param == "spinning" and loops() is None:
+        pytest.skip("numba is not installed: nothing spins")
+    monkeypatch.setattr(par, "SPIN_SECONDS", 0.0 if request.param == "sleeping" else 2.0)
+    monkeypatch.setattr(par, "_hints", None)  # measured again for this setting
+    return request.param
+
+
+def test_parts_cover_the_range_once_on_several_threads(split_everything, waits):
     seen, names = [], set()
 
     def fn(lo, hi):
@@ -32,7 +45,7 @@ def test_parts_cover_the_range_once_on_several_threads(split_everything):
     assert len(names) == 2  # the caller and one worker
 
 
-def test_a_worker_error_reaches_the_caller_and_the_pool_still_works(split_everything):
+def test_a_worker_error_reaches_the_caller_and_the_pool_still_works(split_everything, waits):
     def fn(lo, hi):
         if lo > 0:
             raise ValueError("boom in the second part")
@@ -93,9 +106,10 @@ def test_scratch_reuses_memory_but_does_not_keep_huge_buffers(monkeypatch):
     assert np.shares_memory(ws.scratch("test.role", (10, 10), np.float32), a)
 
 
-def test_a_ctrl_c_while_waiting_still_waits_for_every_part(split_everything):
-    # the interrupt arrives while the caller waits for the worker's part: it is raised only
-    # once that part is done, so nothing runs on behind the caller's back
+def test_a_ctrl_c_while_waiting_still_waits_for_every_part(split_everything, waits):
+    # the interrupt arrives while the caller waits for the worker's part (asleep in the
+    # queue, or spinning): it is raised only once that part is done, so nothing runs on
+    # behind the caller's back
     import os
     import signal
     import time
@@ -121,3 +135,32 @@ def test_a_ctrl_c_while_waiting_still_waits_for_every_part(split_everything):
     out = []
     par.parallel_for(lambda lo, hi: out.append((lo, hi)), 2)  # still in step
     assert sorted(out) == [(0, 1), (1, 2)]
+
+
+def test_many_calls_in_a_row_stay_in_step(split_everything, waits):
+    # back-to-back calls, as in a training step: each part is handed to the worker that is
+    # still watching for it (or asleep), and every call waits for its own parts only
+    x = np.arange(1000.0)
+    for i in range(300):
+        out = np.full(1000, -1.0)
+        par.parallel_for(lambda lo, hi: np.multiply(x[lo:hi], i, out=out[lo:hi]), 1000)
+        assert np.array_equal(out, x * i), i
+
+
+def test_spin_while_waits_for_a_change_by_another_thread():
+    from convnetpy.kernels._compiled import loops
+
+    lp = loops()
+    if lp is None:
+        pytest.skip("numba is not installed: the spin is compiled")
+    flags = np.zeros(3, np.int64)
+    # nothing changes: all the tries are spent and the value read back; ``bump`` first
+    # adds one to its own slot
+    assert lp.spin_while(flags, 0, 0, 1000, 2, 0) == 0 and flags.tolist() == [0, 0, 1]
+    timer = threading.Timer(0.05, lambda: flags.__setitem__(1, 7))
+    timer.start()
+    # far more tries than 50 ms: the store made in another thread is seen (not a value
+    # read once before the loop), then the grace tries are spent too
+    assert lp.spin_while(flags, 1, 0, 1 << 40, -1, 100) == 7
+    timer.join()
+    assert flags.tolist() == [0, 7, 1]

@@ -12,9 +12,15 @@ numbers: the tests run each kernel both ways. Conventions:
 
 from __future__ import annotations
 
+import platform
+
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
 from numba import uint64 as _u
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 
@@ -246,3 +252,67 @@ def flat_sum(x):
     for i in range(x.size):
         s += x[_u(i)]
     return s
+
+
+@intrinsic
+def _load_acquire(typingctx, flags, i):
+    """flags[i] read from memory on every call (an atomic load: a plain one may be hoisted
+    out of a loop that waits for another thread to change it)."""
+    sig = types.int64(flags, i)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.load_atomic(builder.gep(data, [args[1]]), "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _store_release(typingctx, flags, i, value):
+    """flags[i] = value, seen by another thread's ``_load_acquire`` after every earlier
+    write of this one."""
+    sig = types.void(flags, i, value)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        builder.store_atomic(args[2], builder.gep(data, [args[1]]), "release", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+@intrinsic
+def _pause(typingctx):
+    """The CPU's spin-wait hint (x86 PAUSE; nothing elsewhere)."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        if _X86:
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@_jit
+def spin_while(flags, i, value, tries, bump, grace):
+    """Wait, without the GIL, while flags[i] (int64) == value, at most ``tries`` spin
+    hints, then ``grace`` more once it changed; returns the last value read (``value``
+    when it never changed). First, when ``bump`` >= 0, adds one to flags[bump] (written by
+    this thread only): the GIL is already released then, so a thread that waits for that
+    can take it at once."""
+    if bump >= 0:
+        _store_release(flags, bump, _load_acquire(flags, bump) + 1)
+    for _ in range(tries):
+        v = _load_acquire(flags, i)
+        if v != value:
+            for _ in range(grace):
+                _pause()
+            return v
+        _pause()
+    return value
