@@ -136,6 +136,37 @@ def test_conv2d_float32_split_over_threads(shape, float32_gemm, monkeypatch):
     assert len(threads) == (2 if float32_gemm == "our_gemm" else 0)
 
 
+@pytest.mark.parametrize("case", ["odd_nonsquare", "stride_leftover", "dilation", "groups",
+                                  "one_by_one"])
+@pytest.mark.parametrize("need", [(True, False, False), (False, True, True)])
+@pytest.mark.parametrize("grad", ["broadcast", "strided"])
+def test_conv2d_float32_gradient_views_and_subsets(case, need, grad, float32_gemm):
+    # the gradient of a sum (one value broadcast) and a strided view, each gradient asked for
+    # alone: the same as the reference, and None where not asked for
+    n, c, h, w, o, k, stride, pads, dil, groups, bias = CASES[case]
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((o, c // groups) + k).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
+    out, cache = conv2d_forward(x, wt, b, stride, pads, dil, groups)
+    if grad == "broadcast":
+        dout = np.broadcast_to(np.float32(0.5), out.shape)
+    else:
+        dout = rng.standard_normal(out.shape[:3] + (2 * out.shape[3],)).astype(np.float32)
+        dout = dout[..., ::2]
+    got = conv2d_backward(dout, cache, need)
+    _, r_back = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64),
+                           stride, pads, dil, groups)
+    for g, want, asked, what in zip(got, r_back(dout.astype(np.float64)), need,
+                                    ("dx", "dw", "db")):
+        if not asked:
+            assert g is None, what
+            continue
+        scale = max(1.0, np.abs(want).max())
+        assert g.dtype == np.float32
+        assert_ref(g / scale, want / scale, 1e-5, what=what)
+
+
 @pytest.mark.parametrize("case", ["padding", "one_by_one", "groups"])
 def test_conv2d_float32_forward_float64_gradient(case, float32_gemm):
     # a float64 gradient into a float32 forward's backward: computed (in NumPy's GEMMs, as

@@ -22,7 +22,10 @@ Two shapes of product, the two a convolution needs, both over row-contiguous ope
   one, and is summed across its 16 lanes into C on the last.
 Both run in the calling thread: the convolutions split their batch over the cores (each
 part unfolds, multiplies and folds its own images), which also keeps every sum in a fixed
-order.
+order. ``conv_forward_part`` and ``conv_backward_part`` are such parts, whole: the im2col
+and col2im loops of ``_loops`` and these GEMMs chained in compiled code, so that a part
+takes the GIL only to start (two threads that meet at the GIL between steps wait ~20 us
+for each other on these machines).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from numba import types
 from numba import uint64 as _u
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from ._loops import conv_col2im, conv_im2col
 
 MR, NR = 8, 32  # nn micro-tile of C: 8 rows x 2 vectors of 16 floats
 KC = 256  # nn K block: B's KC x NR block (32 KiB) stays in L1
@@ -313,6 +318,70 @@ def _nt(a, lda, m, b, ldb, n, k, c, ldc, add):
                           (y * ta + x) * TA * TB * _V if blocks > 1 else 0, k0 == 0,
                           k0 + kc == k, c, x * TA * ldc + j, ldc, min(TA, m - x * TA),
                           min(TB, n - j), add)
+
+
+@_jit
+def _chunk(lo, hi, chunk, q):
+    """Images of the q-th of the equal chunks (at most ``chunk`` images) of lo..hi, as
+    ``conv._Geometry.chunks`` cuts them."""
+    parts = (hi - lo + chunk - 1) // chunk
+    return lo + (hi - lo) * q // parts, lo + (hi - lo) * (q + 1) // parts
+
+
+@_jit
+def conv_forward_part(x, wg, bias, lo, hi, chunk, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
+                      hp, wp, cols, y, out):
+    """Images lo..hi of a float32 convolution, all in compiled code (a part holds the GIL
+    only to start): per chunk, im2col into ``cols``, W @ columns into ``y`` per group (wg
+    is (G, Og, K)), then plus ``bias`` (O,) into ``out`` (N, O, OH, OW)."""
+    g, og, k = wg.shape
+    o = g * og
+    ohw = oh * ow
+    of = out.reshape(-1)
+    for q in range((hi - lo + chunk - 1) // chunk):
+        n0, n1 = _chunk(lo, hi, chunk, q)
+        p = (n1 - n0) * ohw
+        conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, cols)
+        for i in range(g):
+            _nn(wg[i], cols[i * k * p:], p, y[i * og * p:], p, p, False)
+        for c in range(o):
+            bc = bias[c]
+            for n in range(n1 - n0):
+                s = c * p + n * ohw
+                d = ((n0 + n) * o + c) * ohw
+                for t in range(ohw):
+                    of[_u(d + t)] = y[_u(s + t)] + bc
+
+
+@_jit
+def conv_backward_part(x, dout, wt, lo, hi, chunk, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
+                       hp, wp, need_dx, need_dw, cols, d, dwp, dx):
+    """The gradients of images lo..hi of a float32 convolution, in compiled code: per chunk,
+    dout (N, O, OH, OW; any strides, a broadcast too) into ``d`` laid out (O, nc*OH*OW);
+    with ``need_dw`` im2col again and dW += d @ columns^T per group (into the flat ``dwp``,
+    (G, Og, K)); with ``need_dx`` the columns' scratch takes W^T @ d (wt is (G, K, Og)),
+    folded (col2im) into ``dx``."""
+    g, k, og = wt.shape
+    o = g * og
+    ohw = oh * ow
+    for q in range((hi - lo + chunk - 1) // chunk):
+        n0, n1 = _chunk(lo, hi, chunk, q)
+        p = (n1 - n0) * ohw
+        for c in range(o):
+            for n in range(n1 - n0):
+                r = c * p + n * ohw
+                for a in range(oh):
+                    for b in range(ow):
+                        d[_u(r + a * ow + b)] = dout[_u(n0 + n), _u(c), _u(a), _u(b)]
+        if need_dw:
+            conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, cols)
+            for i in range(g):
+                _nt(d[i * og * p:], p, og, cols[i * k * p:], p, k, p, dwp[i * og * k:], k,
+                    True)
+        if need_dx:
+            for i in range(g):
+                _nn(wt[i], d[i * og * p:], p, cols[i * k * p:], p, p, False)
+            conv_col2im(cols, n0, n1 - n0, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, dx)
 
 
 def _flat(x: np.ndarray) -> tuple[np.ndarray, int]:
