@@ -355,12 +355,13 @@ def conv_forward_part(x, wg, bias, lo, hi, chunk, kh, kw, sh, sw, dh, dw, pt, pl
 
 @_jit
 def conv_backward_part(x, dout, wt, lo, hi, chunk, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
-                       hp, wp, need_dx, need_dw, cols, d, dwp, dx):
+                       hp, wp, need_dx, need_dw, cols, d, dwp, dbp, dx):
     """The gradients of images lo..hi of a float32 convolution, in compiled code: per chunk,
-    dout (N, O, OH, OW; any strides, a broadcast too) into ``d`` laid out (O, nc*OH*OW);
-    with ``need_dw`` im2col again and dW += d @ columns^T per group (into the flat ``dwp``,
-    (G, Og, K)); with ``need_dx`` the columns' scratch takes W^T @ d (wt is (G, K, Og)),
-    folded (col2im) into ``dx``."""
+    dout (N, O, OH, OW; any strides, a broadcast too) into ``d`` laid out (O, nc*OH*OW),
+    its sums per channel added to ``dbp`` (float64; empty: not wanted); with ``need_dw``
+    im2col again and dW += d @ columns^T per group (into the flat ``dwp``, (G, Og, K)); with
+    ``need_dx`` the columns' scratch takes W^T @ d (wt is (G, K, Og)), folded (col2im) into
+    ``dx``."""
     g, k, og = wt.shape
     o = g * og
     ohw = oh * ow
@@ -368,11 +369,16 @@ def conv_backward_part(x, dout, wt, lo, hi, chunk, kh, kw, sh, sw, dh, dw, pt, p
         n0, n1 = _chunk(lo, hi, chunk, q)
         p = (n1 - n0) * ohw
         for c in range(o):
+            total = 0.0
             for n in range(n1 - n0):
                 r = c * p + n * ohw
                 for a in range(oh):
                     for b in range(ow):
-                        d[_u(r + a * ow + b)] = dout[_u(n0 + n), _u(c), _u(a), _u(b)]
+                        v = dout[_u(n0 + n), _u(c), _u(a), _u(b)]
+                        d[_u(r + a * ow + b)] = v
+                        total += v
+            if dbp.size:
+                dbp[c] += total
         if need_dw:
             conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, cols)
             for i in range(g):

@@ -301,7 +301,10 @@ def conv2d_backward(
         geo = geo.with_numpy_gemms()
     n, o, oh, ow = dout.shape
     g, og, k = geo.g, geo.og, geo.k
-    db = np.einsum("nchw->c", dout) if need[2] and has_bias else None  # 3x dout.sum
+    want_db = need[2] and has_bias
+    # with our GEMMs each part of the (not 1x1) backward sums it as it reads dout (below)
+    in_parts = want_db and geo.gm and not geo.pointwise and (need[0] or need[1])
+    db = np.einsum("nchw->c", dout) if want_db and not in_parts else None  # 3x dout.sum
     if not (need[0] or need[1]):
         return None, None, db
     if geo.pointwise:
@@ -340,18 +343,20 @@ def conv2d_backward(
         wtc = np.ascontiguousarray(wg.transpose(0, 2, 1), np.float32)
         src, none = geo.source(x), np.empty(0, np.float32)
         dx = fresh(x.shape, np.float32) if need[0] else none.reshape(0, 0, 0, 0)
-        dws = {}
+        dws, dbs = {}, {}  # by part: the bias gradient is summed there too (float64)
 
         def compiled(lo: int, hi: int) -> None:
             m = min(geo.chunk, hi - lo) * oh * ow
             dwp = dws[lo] = np.zeros(g * og * k, np.float32) if need[1] else none
+            dbp = dbs[lo] = np.zeros(o) if in_parts else none.astype(np.float64)
             geo.gm.conv_backward_part(
                 src, dout, wtc, lo, hi, geo.chunk, *geo.loop_args, need[0], need[1],
                 scratch("conv.cols", (g * k * m,), np.float32),
-                scratch("conv.dout", (o * m,), np.float32), dwp, dx)
+                scratch("conv.dout", (o * m,), np.float32), dwp, dbp, dx)
 
         geo.split(compiled)
         dw = _sum_parts(dws).reshape(w.shape) if need[1] else None
+        db = _sum_parts(dbs).astype(np.float32) if in_parts else None
         return (dx if need[0] else None), dw, db
     # W^T made contiguous (a tiny copy): with a transposed view NumPy's batched matmul
     # can leave BLAS for a loop ~10x slower (seen: 37 ms instead of 4 on 16x72)
