@@ -84,6 +84,7 @@ def poisoned_chunks(monkeypatch):
         return buf
 
     monkeypatch.setattr(kconv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(kconv, "GEMM_CHUNK_BYTES", 1)
     monkeypatch.setattr(kconv, "scratch", poisoned)
 
 
