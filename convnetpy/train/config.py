@@ -117,10 +117,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mnist-lenet5": dict(model="lenet5", data="mnist", epochs=10, batch_size=64, lr=0.1,
                          label_smoothing=0.1, augment=["crop"], crop_padding=2,
                          model_kwargs={"padding": 2}, val_fraction=0.1),
-    # CIFAR-10 fast: a small BN network, one-cycle, label smoothing, crop + flip
+    # CIFAR-10 fast: a small BN network, one-cycle, label smoothing, crop + flip. Width 10:
+    # at width 8 the last epoch's validation accuracy straddled 80% (79.8-81.7% across
+    # runs whose float32 rounding differed); width 10 reached 82.2%, 80% at epoch 7
     "cifar10-quick": dict(model="cifar_quick", data="cifar10", epochs=8, batch_size=128,
                           lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
-                          model_kwargs={"width": 8}, augment=["crop", "flip"],
+                          model_kwargs={"width": 10}, augment=["crop", "flip"],
                           val_fraction=0.1),
     # the ConvNetJS demo network, for comparison; the demo trains it with Adadelta at batch 4,
     # here plain SGD with momentum at batch 32 (far fewer Python-level steps)
