@@ -100,6 +100,27 @@ def float32_gemm(request, both_loops):
         _compiled.use_gemm(was)
 
 
+def spy_threads(monkeypatch, module, threads: int = 2) -> set:
+    """Give the thread split ``threads`` threads and record, in the returned set, the names
+    of the threads that ran the parts of ``module.parallel_for``."""
+    import threading
+
+    from convnetpy.kernels import _parallel
+
+    names: set = set()
+    real = module.parallel_for
+
+    def spy(fn, n, items=1):
+        def part(lo, hi):
+            names.add(threading.current_thread().name)
+            fn(lo, hi)
+        real(part, n, items)
+
+    monkeypatch.setattr(module, "parallel_for", spy)
+    monkeypatch.setattr(_parallel, "THREADS", threads)
+    return names
+
+
 def default_sigint() -> None:
     """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell that starts the
     suite in the background (``cmd &``) passes SIGINT on ignored, and Python then keeps

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_ref
+from conftest import assert_ref, spy_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,26 +113,8 @@ def test_conv2d_float32_chunked_with_poisoned_scratch(case, float32_gemm, poison
     (4, 64, 24, 23, 9, (1, 1), (1, 1), ((0, 0), (0, 0))),
 ])
 def test_conv2d_float32_split_over_threads(shape, float32_gemm, monkeypatch):
-    import threading
-
-    from convnetpy.kernels import _parallel
-
-    threads = set()
-    real = kconv.parallel_for
-
-    def spy(fn, n, items):
-        def part(lo, hi):
-            threads.add(threading.current_thread().name)
-            fn(lo, hi)
-        real(part, n, items)
-
-    monkeypatch.setattr(kconv, "parallel_for", spy)
-    was = _parallel.get_num_threads()
-    _parallel.set_num_threads(2)
-    try:
-        check(*shape, (1, 1), 1, True, dtype=np.float32)
-    finally:
-        _parallel.set_num_threads(was)
+    threads = spy_threads(monkeypatch, kconv)
+    check(*shape, (1, 1), 1, True, dtype=np.float32)
     # our GEMMs split the batch over the threads; NumPy's path leaves that to its BLAS
     assert len(threads) == (2 if float32_gemm == "our_gemm" else 0)
 

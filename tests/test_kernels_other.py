@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_ref
+from conftest import assert_ref, spy_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -59,10 +59,6 @@ def test_linear_hypothesis(lead, fin, fout, bias, seed):
 def test_linear_float32(lead, fin, fout, bias, views, float32_gemm, monkeypatch):
     # every result within 1e-5 of the float64 reference (scaled by its largest value), for
     # contiguous inputs and for strided views, each gradient alone and all together
-    import threading
-
-    from convnetpy.kernels import _parallel
-
     rng = np.random.default_rng(5)
     x = rng.standard_normal(lead + (fin,)).astype(np.float32)
     w = rng.standard_normal((fout, fin)).astype(np.float32)
@@ -71,17 +67,7 @@ def test_linear_float32(lead, fin, fout, bias, views, float32_gemm, monkeypatch)
         w = np.repeat(w, 2, axis=1)[:, ::2]
     b = rng.standard_normal(fout).astype(np.float32) if bias else None
     dout = rng.standard_normal(lead + (fout,)).astype(np.float32)
-    threads = set()
-    real = kl.parallel_for
-
-    def spy(fn, n, items):
-        def part(lo, hi):
-            threads.add(threading.current_thread().name)
-            fn(lo, hi)
-        real(part, n, items)
-
-    monkeypatch.setattr(kl, "parallel_for", spy)
-    monkeypatch.setattr(_parallel, "THREADS", 2)
+    threads = spy_threads(monkeypatch, kl)
     out, cache = kl.linear_forward(x, w, b)
     r_out, r_back = ref.linear(*(None if a is None else a.astype(np.float64) for a in (x, w, b)))
     wants = [r_out] + list(r_back(dout.astype(np.float64)))
