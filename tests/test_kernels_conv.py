@@ -27,6 +27,7 @@ CASES = {
     "depthwise_multiplier": (1, 2, 5, 4, 4, (2, 2), (1, 1), ((0, 0), (0, 0)), (1, 1), 2, True),
     "one_by_one": (2, 5, 4, 3, 3, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, True),
     "one_by_one_strided": (2, 3, 5, 5, 2, (1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1), 1, True),
+    "one_by_one_groups": (3, 6, 4, 3, 4, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 2, True),
     "no_bias": (2, 2, 5, 5, 2, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, False),
     # stride 1 on wide rows: whole padded rows are computed and the extra outputs dropped
     "merged_rows": (3, 2, 5, 12, 3, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),
@@ -120,7 +121,7 @@ def test_conv2d_float32_split_over_threads(shape, float32_gemm, monkeypatch):
 
 
 @pytest.mark.parametrize("case", ["odd_nonsquare", "stride_leftover", "dilation", "groups",
-                                  "one_by_one"])
+                                  "one_by_one", "one_by_one_groups"])
 @pytest.mark.parametrize("need", [(True, False, False), (False, True, True)])
 @pytest.mark.parametrize("grad", ["broadcast", "strided"])
 def test_conv2d_float32_gradient_views_and_subsets(case, need, grad, float32_gemm):

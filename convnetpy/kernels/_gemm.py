@@ -22,7 +22,8 @@ Two shapes of product, the two a convolution needs, both over row-contiguous ope
   one, and is summed across its 16 lanes into C on the last.
 Both run in the calling thread: the convolutions split their batch over the cores (each
 part unfolds, multiplies and folds its own images), which also keeps every sum in a fixed
-order. ``conv_forward_part`` and ``conv_backward_part`` are such parts, whole: the im2col
+order. ``conv_forward_part`` and ``conv_backward_part`` are such parts, whole (and
+``pointwise_*_part`` for 1x1 convolutions, which need no columns): the im2col
 and col2im loops of ``_loops`` and these GEMMs chained in compiled code, so that a part
 takes the GIL only to start (two threads that meet at the GIL between steps wait ~20 us
 for each other on these machines).
@@ -388,6 +389,52 @@ def conv_backward_part(x, dout, wt, lo, hi, chunk, kh, kw, sh, sw, dh, dw, pt, p
             for i in range(g):
                 _nn(wt[i], d[i * og * p:], p, cols[i * k * p:], p, p, False)
             conv_col2im(cols, n0, n1 - n0, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, dx)
+
+
+@_jit
+def pointwise_forward_part(x, wg, bias, lo, hi, out):
+    """Images lo..hi of a float32 1x1 convolution (stride 1, no padding): the input itself is
+    the column matrix, W @ x[i] per image and group (wg is (G, Og, Cg)), into ``out``
+    (N, O, H, W), plus ``bias`` (O,; empty: none)."""
+    g, og, cg = wg.shape
+    c, hw = x.shape[1], x.shape[2] * x.shape[3]
+    o = g * og
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    for i in range(lo, hi):
+        for j in range(g):
+            _nn(wg[j], xf[(i * c + j * cg) * hw:], hw, of[(i * o + j * og) * hw:], hw, hw,
+                False)
+        if bias.size:
+            for ch in range(o):
+                base = (i * o + ch) * hw
+                for t in range(hw):
+                    of[_u(base + t)] += bias[ch]
+
+
+@_jit
+def pointwise_backward_part(x, dout, wt, lo, hi, need_dx, need_dw, d, dwp, dx):
+    """The gradients of images lo..hi of a float32 1x1 convolution: each image's dout
+    (O, H, W; any strides, a broadcast too) copied into ``d`` (O*H*W, in cache), then
+    dW += d @ x[i]^T per group (into the flat ``dwp``, (G, Og, Cg)) and dx[i] = W^T @ d
+    (wt is (G, Cg, Og))."""
+    g, cg, og = wt.shape
+    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    hw = h * w
+    o = g * og
+    xf = x.reshape(-1)
+    dxf = dx.reshape(-1)
+    for i in range(lo, hi):
+        for ch in range(o):
+            for a in range(h):
+                for b in range(w):
+                    d[_u((ch * h + a) * w + b)] = dout[_u(i), _u(ch), _u(a), _u(b)]
+        for j in range(g):
+            if need_dw:
+                _nt(d[j * og * hw:], hw, og, xf[(i * c + j * cg) * hw:], hw, cg, hw,
+                    dwp[j * og * cg:], cg, True)
+            if need_dx:
+                _nn(wt[j], d[j * og * hw:], hw, dxf[(i * c + j * cg) * hw:], hw, hw, False)
 
 
 def _flat(x: np.ndarray) -> tuple[np.ndarray, int]:

@@ -182,15 +182,6 @@ class _Geometry:
                     cols[:, i, j] = self.offset_view(src, i, j, n0, n1)
         return cols.reshape(self.g, self.k, -1)
 
-    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-        """out = a @ b for (G, M, K) @ (G, K, N): our GEMM one group at a time (in this
-        thread: ``split`` runs the batch's parts on the cores), or NumPy's."""
-        if self.gm:
-            for i in range(self.g):
-                self.gm.nn(a[i], b[i], out[i])
-        else:
-            np.matmul(a, b, out=out)
-
     def split(self, part) -> None:
         """``part(lo, hi)`` over the batch. With our GEMMs the images are split over the
         cores (each part unfolds, multiplies and folds its own images); NumPy's BLAS
@@ -248,14 +239,11 @@ def conv2d_forward(
         out = fresh((n, o, oh, ow), np.result_type(w, x))
         wg, y = w.reshape(groups, geo.og, geo.cg), out.reshape(n, groups, geo.og, oh * ow)
 
-        def images(lo: int, hi: int) -> None:
-            for i in range(lo, hi):
-                geo.matmul(wg, cols[i], y[i])
-            if b is not None:
-                out[lo:hi] += b.reshape(1, o, 1, 1)
-
-        if geo.gm and out.dtype == np.float32:
-            geo.split(images)
+        if geo.gm and out.dtype == np.float32:  # one compiled call a part
+            wc = np.ascontiguousarray(wg)
+            bias = np.empty(0, np.float32) if b is None else np.ascontiguousarray(b, np.float32)
+            src = np.ascontiguousarray(x)
+            geo.split(lambda lo, hi: geo.gm.pointwise_forward_part(src, wc, bias, lo, hi, out))
         else:
             np.matmul(wg, cols, out=y)
             if b is not None:
@@ -282,7 +270,7 @@ def conv2d_forward(
         for n0, n1 in geo.chunks(lo, hi):
             cols = geo.im2col(src, n0, n1)  # (G, Cg*KH*KW, nc*OH*OWX)
             y = scratch("conv.out", (groups, geo.og, cols.shape[2]), x.dtype)
-            geo.matmul(wg, cols, y)  # (G, Og, Cg*KH*KW) @ (G, Cg*KH*KW, nc*OH*OWX)
+            np.matmul(wg, cols, out=y)  # (G, Og, Cg*KH*KW) @ (G, Cg*KH*KW, nc*OH*OWX)
             y = y.reshape(o, -1)
             if b is not None:  # along whole rows: a broadcast add into the crop is 2x slower
                 y += b[:, None]
@@ -314,30 +302,28 @@ def conv2d_backward(
     if not (need[0] or need[1]):
         return None, None, db
     if geo.pointwise:
+        wt = np.ascontiguousarray(w.reshape(g, og, geo.cg).transpose(0, 2, 1))
+        if geo.gm and dout.dtype == x.dtype == w.dtype == np.float32:  # a compiled call a part
+            src, none = np.ascontiguousarray(x), np.empty(0, np.float32)
+            dx = fresh(x.shape, np.float32) if need[0] else none.reshape(0, 0, 0, 0)
+            dws = {}
+
+            def images(lo: int, hi: int) -> None:
+                dwp = dws[lo] = np.zeros(g * og * geo.cg, np.float32) if need[1] else none
+                geo.gm.pointwise_backward_part(
+                    src, dout, wt, lo, hi, need[0], need[1],
+                    scratch("conv.dout", (o * oh * ow,), np.float32), dwp, dx)
+
+            geo.split(images)
+            dw = _sum_parts(dws).reshape(w.shape) if need[1] else None
+            return (dx if need[0] else None), dw, db
         d = dout
         if not dout.flags.c_contiguous:  # a broadcast gradient (of a sum), say
             d = fresh(dout.shape, dout.dtype)
             d[...] = dout
         d = d.reshape(n, g, og, oh * ow)
         cols = np.ascontiguousarray(x).reshape(n, g, geo.cg, oh * ow) if need[1] else None
-        wt = np.ascontiguousarray(w.reshape(g, og, geo.cg).transpose(0, 2, 1)) \
-            if need[0] else None
         dx = fresh(x.shape, np.result_type(w, d)) if need[0] else None
-        if geo.gm and d.dtype == x.dtype == w.dtype == np.float32:
-            dws = {}
-
-            def images(lo: int, hi: int) -> None:
-                dw = dws[lo] = np.zeros((g, og, geo.cg), np.float32) if need[1] else None
-                for i in range(lo, hi):
-                    for j in range(g):
-                        if need[1]:  # (Og, HW) @ (Cg, HW)^T, summed over the images
-                            geo.gm.nt(d[i, j], cols[i, j], dw[j], add=True)
-                        if need[0]:
-                            geo.gm.nn(wt[j], d[i, j], dx[i].reshape(g, geo.cg, -1)[j])
-
-            geo.split(images)
-            dw = _sum_parts(dws).reshape(w.shape) if need[1] else None
-            return dx, dw, db
         dw = None
         if need[1]:  # per image (G, Og, HW) @ (G, HW, Cg), summed over the batch
             dw = np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
@@ -394,7 +380,7 @@ def conv2d_backward(
                     dw += np.matmul(d, cols.transpose(0, 2, 1))
             if need[0]:  # the columns are used up: their scratch takes dcols
                 dcols = scratch("conv.cols", (g, k, d.shape[2]), dout.dtype)
-                geo.matmul(wt, d, dcols)
+                np.matmul(wt, d, out=dcols)
                 if geo.lp:
                     geo.lp.conv_col2im(dcols.reshape(-1), n0, n1 - n0, *geo.loop_args, dx)
                     continue
