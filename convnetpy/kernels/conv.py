@@ -235,14 +235,14 @@ def conv2d_forward(
     cache = (x, w, geo, b is not None)
     if geo.pointwise:
         # (G, Og, Cg) @ (N, G, Cg, H*W) -> (N, G, Og, H*W), already NCHW
-        cols = np.ascontiguousarray(x).reshape(n, groups, geo.cg, oh * ow)
+        src = np.ascontiguousarray(x)
+        cols = src.reshape(n, groups, geo.cg, oh * ow)
         out = fresh((n, o, oh, ow), np.result_type(w, x))
         wg, y = w.reshape(groups, geo.og, geo.cg), out.reshape(n, groups, geo.og, oh * ow)
 
         if geo.gm and out.dtype == np.float32:  # one compiled call a part
             wc = np.ascontiguousarray(wg)
             bias = np.empty(0, np.float32) if b is None else np.ascontiguousarray(b, np.float32)
-            src = np.ascontiguousarray(x)
             geo.split(lambda lo, hi: geo.gm.pointwise_forward_part(src, wc, bias, lo, hi, out))
         else:
             np.matmul(wg, cols, out=y)
