@@ -14,6 +14,7 @@ import numpy as _np
 from . import functional  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .kernels._shape import ShapeError
+from .backend.threads import get_num_threads, set_num_threads
 from .random import get_rng_state, manual_seed, set_rng_state
 from .tensor import Tensor, cat, from_numpy, is_tensor, ones, stack, tensor, zeros
 
@@ -33,5 +34,5 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "manual_seed",
     "get_rng_state", "set_rng_state", "ShapeError", "nn", "optim", "F", "functional",
     "float32", "float64", "int64", "__version__", "models", "summary", "Summary", "check",
-    "runtime",
+    "runtime", "set_num_threads", "get_num_threads",
 ]

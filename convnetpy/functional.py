@@ -1,7 +1,8 @@
 """Tensor-level neural-network operations, named and ordered like torch.nn.functional.
 
-Each function validates its arguments, then applies one Function that binds a kernel pair
-from ``convnetpy.kernels``. Usage: ``import convnetpy.functional as F``.
+Each function validates its arguments, then applies one Function that binds a kernel pair,
+looked up in the backend's dispatch table (``convnetpy.backend.dispatch``) for the current
+compute path. Usage: ``import convnetpy.functional as F``.
 
 >>> import numpy as np, convnetpy as cp
 >>> import convnetpy.functional as F
@@ -18,12 +19,10 @@ from typing import Any
 import numpy as np
 
 from .autograd import Function
-from .kernels import activation as ka
+from .backend.dispatch import kernel
 from .kernels import conv as kc
-from .kernels import dropout as kd
 from .kernels import linear as kl
 from .kernels import loss as kloss
-from .kernels import normalization as kn
 from .kernels import padding as kp
 from .kernels import pooling as kpool
 from .kernels._shape import pair, resolve_conv_padding
@@ -35,7 +34,8 @@ from .tensor import Tensor, cat, stack  # noqa: F401  (re-exported for convenien
 # ``meta`` computes only the output (zeros of the right shape): the summary's shape pass
 class _Conv2d(Function):
     def forward(self, x, w, b, **kw):
-        out, self.cache = kc.conv2d_forward(x, w, b, **kw)
+        self.k = kernel("conv2d")
+        out, self.cache = self.k.forward(x, w, b, **kw)
         return out
 
     def meta(self, x, w, b, **kw):
@@ -43,21 +43,23 @@ class _Conv2d(Function):
                                                else b.shape, **kw), dtype=x.dtype)
 
     def backward(self, g):
-        return kc.conv2d_backward(g, self.cache, self.needs)
+        return self.k.backward(g, self.cache, self.needs)
 
 
 class _Pad(Function):
     def forward(self, x, pad=(), mode="constant", value=0.0):
-        out, self.cache = kp.pad_forward(x, pad, mode, value)
+        self.k = kernel("pad")
+        out, self.cache = self.k.forward(x, pad, mode, value)
         return out
 
     def backward(self, g):
-        return (kp.pad_backward(g, self.cache),)
+        return (self.k.backward(g, self.cache),)
 
 
 class _MaxPool2d(Function):
     def forward(self, x, **kw):
-        out, self.cache = kpool.max_pool2d_forward(x, **kw)
+        self.k = kernel("max_pool2d")
+        out, self.cache = self.k.forward(x, **kw)
         return out
 
     def meta(self, x, kernel, stride, padding, dilation, ceil_mode):
@@ -73,12 +75,13 @@ class _MaxPool2d(Function):
         return kpool.max_pool2d_indices(self.cache)
 
     def backward(self, g):
-        return (kpool.max_pool2d_backward(g, self.cache),)
+        return (self.k.backward(g, self.cache),)
 
 
 class _AvgPool2d(Function):
     def forward(self, x, **kw):
-        out, self.cache = kpool.avg_pool2d_forward(x, **kw)
+        self.k = kernel("avg_pool2d")
+        out, self.cache = self.k.forward(x, **kw)
         return out
 
     def meta(self, x, kernel, stride, padding, ceil_mode, **_):
@@ -86,17 +89,17 @@ class _AvgPool2d(Function):
                                                   padding, (1, 1), ceil_mode), dtype=x.dtype)
 
     def backward(self, g):
-        return (kpool.avg_pool2d_backward(g, self.cache),)
+        return (self.k.backward(g, self.cache),)
 
 
 class _AdaptiveAvgPool2d(Function):
     def forward(self, x, output_size=(1, 1)):
         if output_size == (1, 1):
-            self.kind = "global"
-            out, self.cache = kpool.global_avg_pool2d_forward(x)
+            self.k = kernel("global_avg_pool2d")
+            out, self.cache = self.k.forward(x)
         else:
-            self.kind = "bins"
-            out, self.cache = kpool.adaptive_avg_pool2d_forward(x, output_size)
+            self.k = kernel("adaptive_avg_pool2d")
+            out, self.cache = self.k.forward(x, output_size)
         return out
 
     def meta(self, x, output_size=(1, 1)):
@@ -104,14 +107,13 @@ class _AdaptiveAvgPool2d(Function):
         return np.zeros(shape, dtype=x.dtype)
 
     def backward(self, g):
-        if self.kind == "global":
-            return (kpool.global_avg_pool2d_backward(g, self.cache),)
-        return (kpool.adaptive_avg_pool2d_backward(g, self.cache),)
+        return (self.k.backward(g, self.cache),)
 
 
 class _AdaptiveMaxPool2d(Function):
     def forward(self, x, output_size=(1, 1)):
-        out, self.cache = kpool.adaptive_max_pool2d_forward(x, output_size)
+        self.k = kernel("adaptive_max_pool2d")
+        out, self.cache = self.k.forward(x, output_size)
         return out
 
     def meta(self, x, output_size=(1, 1)):
@@ -125,12 +127,13 @@ class _AdaptiveMaxPool2d(Function):
         return self.cache[0]
 
     def backward(self, g):
-        return (kpool.adaptive_max_pool2d_backward(g, self.cache),)
+        return (self.k.backward(g, self.cache),)
 
 
 class _Linear(Function):
     def forward(self, x, w, b):
-        out, self.cache = kl.linear_forward(x, w, b)
+        self.k = kernel("linear")
+        out, self.cache = self.k.forward(x, w, b)
         return out
 
     def meta(self, x, w, b):
@@ -138,56 +141,60 @@ class _Linear(Function):
                         dtype=x.dtype)
 
     def backward(self, g):
-        return kl.linear_backward(g, self.cache, self.needs)
+        return self.k.backward(g, self.cache, self.needs)
 
 
-def _unary(name: str, fwd, bwd):
-    """A Function class for an element-wise kernel pair."""
+def _unary(name: str, op: str):
+    """A Function class for the element-wise kernel pair of ``op``."""
 
     def forward(self, x, **kw):
-        out, self.cache = fwd(x, **kw)
+        self.k = kernel(op)
+        out, self.cache = self.k.forward(x, **kw)
         return out
 
     def backward(self, g):
-        return (bwd(g, self.cache),)
+        return (self.k.backward(g, self.cache),)
 
     return type(name, (Function,), {"forward": forward, "backward": backward})
 
 
-_ReLU = _unary("_ReLU", ka.relu_forward, ka.relu_backward)
-_LeakyReLU = _unary("_LeakyReLU", ka.leaky_relu_forward, ka.leaky_relu_backward)
-_Sigmoid = _unary("_Sigmoid", ka.sigmoid_forward, ka.sigmoid_backward)
-_Tanh = _unary("_Tanh", ka.tanh_forward, ka.tanh_backward)
-_LogSoftmax = _unary("_LogSoftmax", kloss.log_softmax_forward, kloss.log_softmax_backward)
-_Softmax = _unary("_Softmax", kloss.softmax_forward, kloss.softmax_backward)
-_Dropout = _unary("_Dropout", kd.dropout_forward, kd.dropout_backward)
+_ReLU = _unary("_ReLU", "relu")
+_LeakyReLU = _unary("_LeakyReLU", "leaky_relu")
+_Sigmoid = _unary("_Sigmoid", "sigmoid")
+_Tanh = _unary("_Tanh", "tanh")
+_LogSoftmax = _unary("_LogSoftmax", "log_softmax")
+_Softmax = _unary("_Softmax", "softmax")
+_Dropout = _unary("_Dropout", "dropout")
 
 
 class _BatchNorm(Function):
     def forward(self, x, w, b, running_mean=None, running_var=None, **kw):
-        out, self.cache = kn.batch_norm_forward(x, w, b, running_mean, running_var, **kw)
+        self.k = kernel("batch_norm")
+        out, self.cache = self.k.forward(x, w, b, running_mean, running_var, **kw)
         return out
 
     def backward(self, g):
-        return kn.batch_norm_backward(g, self.cache, self.needs)
+        return self.k.backward(g, self.cache, self.needs)
 
 
 class _NLLLoss(Function):
     def forward(self, logp, target, weight, **kw):
-        out, self.cache = kloss.nll_loss_forward(logp, target, weight, **kw)
+        self.k = kernel("nll_loss")
+        out, self.cache = self.k.forward(logp, target, weight, **kw)
         return out
 
     def backward(self, g):
-        return kloss.nll_loss_backward(g, self.cache), None, None
+        return self.k.backward(g, self.cache), None, None
 
 
 class _MSELoss(Function):
     def forward(self, x, t, w, **kw):
-        out, self.cache = kloss.mse_loss_forward(x, t, weight=w, **kw)
+        self.k = kernel("mse_loss")
+        out, self.cache = self.k.forward(x, t, weight=w, **kw)
         return out
 
     def backward(self, g):
-        return kloss.mse_loss_backward(g, self.cache)
+        return self.k.backward(g, self.cache)
 
 
 # ---------------------------------------------------------------- helpers

@@ -1,30 +1,28 @@
 """Process-wide settings that trade memory or generality for speed.
 
-``set_num_threads(n)`` / ``get_num_threads()``: threads for the element-wise kernels
-(batch norm, ReLU) that NumPy would run on one core; BLAS keeps its own setting.
+``set_num_threads(n)`` / ``get_num_threads()`` (also ``convnetpy.set_num_threads``, as in
+PyTorch): threads for the kernels' own work (convolution parts, batch norm, ReLU);
+defaulting to CONVNETPY_NUM_THREADS, else OMP_NUM_THREADS, else the cores this process may
+run on. BLAS keeps its own setting.
 
-``use_compiled(flag)`` / ``compiled_loops()``: with numba installed (``pip install
-convnetpy[fast]``) the kernels run compiled loops for im2col/col2im, batch norm and ReLU;
-``use_compiled(False)`` (or CONVNETPY_COMPILED=0 in the environment) runs the pure-NumPy code,
-which gives the same results. ``compiled_loops()`` says which is in use.
-
-``use_gemm(flag)``: with the compiled loops on, float32 convolutions multiply with GEMMs of
-convnetpy's own (kernels/_gemm.py) where the CPU has AVX-512 (None, the default), always
-(True) or never (False: NumPy's matmul and its BLAS); CONVNETPY_GEMM=1/0 sets it too.
+``use_path(name)`` / ``compute_path()``: the compute path the kernels run on (avx512,
+avx2, generic or numpy; see ``convnetpy info`` and convnetpy/backend/cpu.py);
+CONVNETPY_CPU=... chooses it at start-up, ``use_path('native')`` takes the best this CPU
+runs. ``use_compiled(flag)`` and ``use_gemm(flag)`` are the older switches, kept as
+aliases: ``use_compiled(False)`` is ``use_path('numpy')``, ``use_gemm(False)`` leaves the
+GEMMs to NumPy (``generic``).
 
 ``release_memory()``: the kernels' large outputs (activations and gradients of 1 MiB and
-more) come from buffers recycled from step to step (kernels/_workspace.py), so a training
-step does not fault their pages in again; up to 1 GiB of unused ones is kept, and this call
+more) come from buffers recycled from step to step (backend/memory.py), so a training step
+does not fault their pages in again; up to 1 GiB of unused ones is kept, and this call
 hands them back. keep_freed_memory() does the same for every allocation in the process.
 
 ``keep_freed_memory()``: glibc returns large freed blocks to the kernel (every array over its
 mmap threshold, and the top of the heap above the trim threshold), so the next training step
-allocates them afresh and pays a page fault per 4 KiB. Measured on a ResNet-20 step at batch
-128: 50,000 faults (196 MiB) and ~110 ms of system time per step, 20-30% of the step. After
-this call glibc keeps freed memory for reuse: the step allocates from what the last one freed.
-The cost is that the process no longer shrinks below its high-water mark. It changes the
-whole process (other libraries' allocations too) and cannot be undone, so convnetpy never
-calls it on import; ``convnetpy train`` calls it, a script may too.
+allocates them afresh and pays a page fault per 4 KiB. After this call glibc keeps freed
+memory for reuse. The cost is that the process no longer shrinks below its high-water
+mark. It changes the whole process (other libraries' allocations too) and cannot be
+undone, so convnetpy never calls it on import.
 
 >>> keep_freed_memory() in (True, False)
 True
@@ -36,13 +34,43 @@ import ctypes
 import ctypes.util
 import sys
 
-from .kernels._compiled import describe as compiled_loops
-from .kernels._compiled import use_compiled, use_gemm
-from .kernels._parallel import get_num_threads, set_num_threads
-from .kernels._workspace import recycler
+from .backend import select
+from .backend.memory import recycler
+from .backend.threads import get_num_threads, set_num_threads
 
-__all__ = ["compiled_loops", "get_num_threads", "keep_freed_memory", "release_memory",
-           "set_num_threads", "use_compiled", "use_gemm"]
+__all__ = ["compiled_loops", "compute_path", "get_num_threads", "keep_freed_memory",
+           "release_memory", "set_num_threads", "use_compiled", "use_gemm", "use_path"]
+
+
+def use_path(name: str) -> str:
+    """Run the kernels on compute path ``name`` from now on (avx512, avx2, generic, numpy,
+    or native for the best this CPU runs); returns the previous path. A path the CPU
+    cannot run raises CpuPathError, naming what is missing."""
+    return select.use(name)
+
+
+def compute_path() -> str:
+    """The compute path in use, with what it runs: 'avx2 (numba 0.61.0, AVX2 GEMMs)'."""
+    return select.describe()
+
+
+compiled_loops = compute_path  # the older name
+
+
+def use_compiled(flag: bool) -> bool:
+    """``use_path('native')`` (True) or ``use_path('numpy')`` (False); returns whether
+    compiled code was in use before."""
+    was = select.current() != "numpy"
+    select.use("native" if flag else "numpy")
+    return was
+
+
+def use_gemm(flag: bool | None) -> bool | None:
+    """Our GEMMs (True, or None: where the CPU has their micro-kernels) or NumPy's
+    (False, the generic path); returns whether ours were in use before. Needs numba."""
+    was = select.current() in ("avx512", "avx2")
+    select.use("native" if flag in (True, None) else "generic")
+    return was
 
 
 def release_memory() -> int:

@@ -24,9 +24,15 @@ import numpy as np
 
 from . import _ops as ops
 from .autograd import is_grad_enabled
-from .kernels._workspace import owns_memory
 
 _FLOATS = (np.float16, np.float32, np.float64)
+
+
+def _whole(a: np.ndarray) -> bool:
+    """Whether ``a`` is the one array over its memory: it owns its data, or its base is a
+    buffer rather than another array (a kernel's output in recycled memory); a view of an
+    array has that array as its base."""
+    return a.flags.owndata or not isinstance(a.base, np.ndarray)
 
 
 def _as_array(data: Any, dtype: Any = None, copy: bool = False) -> np.ndarray:
@@ -383,7 +389,7 @@ def _accumulate(t: Tensor, g: np.ndarray, handed: set[int]) -> None:
         # a fresh array that owns its memory is taken as it is; a view (of another
         # gradient, or a read-only broadcast) or an array already given to another leaf is
         # copied, so that no two .grad ever share memory (clip_grad_norm_ scales in place)
-        if not (owns_memory(g) and g.flags.writeable) or id(g) in handed:
+        if not (_whole(g) and g.flags.writeable) or id(g) in handed:
             g = np.array(g, copy=True)
         handed.add(id(g))
         t.grad = Tensor._from_array(g)

@@ -66,38 +66,53 @@ def zoo(name, **kwargs):
     return _ZOO[key]
 
 
-@pytest.fixture(params=["compiled", "numpy"])
-def both_loops(request):
-    """Run a test once with the numba-compiled loops and once with the pure-NumPy code
-    (kernels/_compiled.py); the compiled run is skipped, with the reason, without numba."""
-    from convnetpy.kernels import _compiled
+PATHS = ["reference", "numpy", "generic", "avx2", "avx512"]
 
-    was = _compiled.use_compiled(request.param == "compiled")
+
+@pytest.fixture(params=PATHS)
+def every_path(request, monkeypatch):
+    """Run a test once per compute path: the reference kernels (convnetpy/kernels, the
+    spec), and each path of the backend (numpy, generic, avx2, avx512; see
+    backend/cpu.py) that this CPU runs; the others are skipped with the reason (an AVX-512
+    machine runs all of them)."""
+    from convnetpy.backend import cpu, dispatch, select
+
+    name = request.param
+    if name == "reference":
+        monkeypatch.setattr(dispatch, "current", lambda: "reference")
+        yield name
+        return
+    why_not = cpu.runnable(name, cpu.detect())
+    if why_not:
+        pytest.skip(f"compute path {name} cannot run here: {why_not}")
+    was = select.use(name)
     try:
-        if request.param == "compiled" and _compiled.loops() is None:
-            pytest.skip("numba is not installed (pip install -e '.[fast]'): the compiled "
-                        "loops are not tested")
-        yield request.param
+        yield name
     finally:
-        _compiled.use_compiled(was)
+        select.use(was)
 
 
-@pytest.fixture(params=["our_gemm", "numpy_matmul"])
-def float32_gemm(request, both_loops):
-    """float32 convolutions and linear layers with our GEMMs (kernels/_gemm.py; forced on
-    even where the CPU has no AVX-512, so that they are tested everywhere) and with NumPy's
-    matmul."""
-    from convnetpy.kernels import _compiled
+class OnPath:
+    """A reference kernels module as the current compute path runs it: ``<op>_forward`` /
+    ``<op>_backward`` of an op in the dispatch table go through
+    ``backend.dispatch.kernel(op)``; every other name is the module's own."""
 
-    if request.param == "our_gemm" and both_loops == "numpy":
-        pytest.skip("our GEMMs run only with the compiled loops")
-    was = _compiled.use_gemm(request.param == "our_gemm")
-    try:
-        if request.param == "our_gemm" and _compiled.gemm() is None:
-            pytest.skip("numba is not installed: our GEMMs are not tested")
-        yield request.param
-    finally:
-        _compiled.use_gemm(was)
+    def __init__(self, module) -> None:
+        self.module = module
+
+    def __getattr__(self, name):
+        from convnetpy.backend.dispatch import kernel, table
+
+        for suffix, field in (("_forward", "forward"), ("_backward", "backward")):
+            op = name[: -len(suffix)]
+            if name.endswith(suffix) and op in table("reference"):
+                return lambda *a, **k: getattr(kernel(op), field)(*a, **k)
+        return getattr(self.module, name)
+
+
+def our_gemms(path: str) -> bool:
+    """Whether float32 GEMMs run on our own micro-kernels on ``path``."""
+    return path in ("avx2", "avx512")
 
 
 def spy_threads(monkeypatch, module, threads: int = 2) -> set:
@@ -105,7 +120,7 @@ def spy_threads(monkeypatch, module, threads: int = 2) -> set:
     of the threads that ran the parts of ``module.parallel_for``."""
     import threading
 
-    from convnetpy.kernels import _parallel
+    from convnetpy.backend import threads as _parallel
 
     names: set = set()
     real = module.parallel_for

@@ -8,8 +8,8 @@ from conftest import rel_fro
 import convnetpy as cp
 import convnetpy.functional as F
 
-# every test here runs with the compiled loops and with the pure-NumPy code
-pytestmark = pytest.mark.usefixtures("both_loops")
+# every test here runs on the reference kernels and on each compute path this CPU runs
+pytestmark = pytest.mark.usefixtures("every_path")
 
 OPS = {
     "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=2),

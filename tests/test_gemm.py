@@ -1,15 +1,26 @@
-"""Our float32 GEMMs (kernels/_gemm.py) against float64 NumPy products: ragged edges, long
-K, strided operands and outputs, accumulation. They run here whatever the CPU (without
-AVX-512 LLVM splits the vectors: slower, same results); the convolutions' split of a batch
+"""Our float32 GEMMs (backend/gemm.py) against float64 NumPy products, for the micro-kernels
+of every ISA this CPU runs: ragged edges, long K, strided operands and outputs,
+accumulation, blockings other than the detected one. The convolutions' split of a batch
 over threads is tested in test_kernels_conv.py."""
 
 import numpy as np
 import pytest
 
-from convnetpy.kernels import _compiled
+from convnetpy.backend import cpu
 
-gemm = pytest.importorskip("convnetpy.kernels._gemm",
-                           reason="numba is not installed (pip install -e '.[fast]')")
+pytest.importorskip("numba", reason="numba is not installed (pip install -e '.[fast]')")
+from convnetpy.backend.gemm import Gemm  # noqa: E402
+from convnetpy.backend.microkernels import TILES, Blocking, blocking  # noqa: E402
+
+
+@pytest.fixture(params=sorted(TILES))
+def gemm(request):
+    """Our GEMMs for one ISA, with the blocking from this CPU's caches."""
+    why_not = cpu.runnable(request.param, cpu.detect())
+    if why_not:
+        pytest.skip(f"{request.param}: {why_not}")
+    info = cpu.detect()
+    return Gemm(request.param, blocking(request.param, info.l1d, info.l2))
 
 SHAPES = [  # (M, K, N)
     (1, 1, 1), (5, 7, 3), (8, 32, 32), (9, 17, 33), (33, 100, 77), (16, 75, 1000),
@@ -23,7 +34,7 @@ def close(got, want):
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)
-def test_nn_matches_numpy(m, k, n):
+def test_nn_matches_numpy(m, k, n, gemm):
     rng = np.random.default_rng(m * 1000 + k + n)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)
@@ -40,7 +51,7 @@ def test_nn_matches_numpy(m, k, n):
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)
-def test_nt_matches_numpy(m, k, n):
+def test_nt_matches_numpy(m, k, n, gemm):
     rng = np.random.default_rng(m * 1000 + k + n + 1)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((n, k)).astype(np.float32)
@@ -59,7 +70,7 @@ def test_nt_matches_numpy(m, k, n):
     assert (big[:, 0] == 1).all() and (big[:, -1] == 1).all()
 
 
-def test_empty_products():
+def test_empty_products(gemm):
     out = np.full((3, 4), 7.0, np.float32)
     gemm.nn(np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32), out)
     assert (out == 0).all()
@@ -68,7 +79,7 @@ def test_empty_products():
     assert (out == 7).all()
 
 
-def test_operands_must_be_float32_with_unit_column_stride():
+def test_operands_must_be_float32_with_unit_column_stride(gemm):
     a = np.ones((4, 4), np.float32)
     with pytest.raises(ValueError, match="float32 array with unit column stride"):
         gemm.nn(a, np.ones((4, 4)), np.empty((4, 4), np.float32))
@@ -76,38 +87,23 @@ def test_operands_must_be_float32_with_unit_column_stride():
         gemm.nn(a, np.ones((4, 8), np.float32)[:, ::2], np.empty((4, 4), np.float32))
 
 
-def test_switch():
-    was = _compiled.use_gemm(False)
-    try:
-        assert _compiled.gemm() is None
-        _compiled.use_gemm(True)
-        assert (_compiled.gemm() is gemm) == (_compiled.loops() is not None)
-        loops_were = _compiled.use_compiled(False)
-        try:
-            assert _compiled.gemm() is None  # they need the compiled loops
-            assert _compiled.describe() == "NumPy only"
-        finally:
-            _compiled.use_compiled(loops_were)
-        _compiled.use_gemm(None)  # where the CPU has AVX-512
-        assert (_compiled.gemm() is gemm) == gemm.available()
-        assert ("AVX-512 GEMM" in _compiled.describe()) == gemm.available()
-    finally:
-        _compiled.use_gemm(was)
+@pytest.mark.parametrize("m,k,n", [(33, 700, 77), (7, 3000, 40), (70, 50, 1000)])
+def test_small_blockings_split_k_and_n_into_many_blocks(m, k, n, gemm):
+    # blocks far smaller than any cache: many K blocks (C accumulated between them), many
+    # column blocks of B, the nt sums kept between K blocks
+    small = Gemm(gemm.isa, Blocking(kc=64, b_bytes=64 * 4 * 64, kb=TILES[gemm.isa].lanes * 4))
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    out = np.empty((m, n), np.float32)
+    close(small.nn(a, b, out), a.astype(np.float64) @ b)
+    bt = np.ascontiguousarray(b.T)
+    close(small.nt(a, bt, out), a.astype(np.float64) @ b)
 
 
-def test_switch_by_environment_and_runtime():
-    import os
-    import subprocess
-    import sys
-
-    from convnetpy import runtime
-
-    assert runtime.use_gemm is _compiled.use_gemm
-    code = "from convnetpy import runtime; print(runtime.compiled_loops())"
-    env = {k: v for k, v in os.environ.items() if k not in ("CONVNETPY_COMPILED",)}
-    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**env, "CONVNETPY_GEMM": "0"}).stdout.strip()
-    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                        check=True, env={**env, "CONVNETPY_GEMM": "1"}).stdout.strip()
-    assert not off.endswith("AVX-512 GEMM")
-    assert on == off + ", AVX-512 GEMM"
+def test_blocking_follows_the_caches():
+    for isa, tile in TILES.items():
+        small, large = blocking(isa, 32 << 10, 512 << 10), blocking(isa, 48 << 10, 2 << 20)
+        assert small.kc <= large.kc and small.b_bytes < large.b_bytes
+        # nn's B strip of kc rows and nt's TB rows of kb elements fit in L1
+        assert small.kc * tile.nr * 4 <= 32 << 10 and small.kb * tile.tb * 4 <= 32 << 10

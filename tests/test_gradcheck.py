@@ -9,8 +9,8 @@ import pytest
 import convnetpy as cp
 from convnetpy import nn
 
-# every test here runs with the compiled loops and with the pure-NumPy code
-pytestmark = pytest.mark.usefixtures("both_loops")
+# every test here runs on the reference kernels and on each compute path this CPU runs
+pytestmark = pytest.mark.usefixtures("every_path")
 
 
 def numeric_grad(f, arr, eps=1e-6):

@@ -1,13 +1,12 @@
 """The dependency rules of DESIGN.md, read from the source: kernels import only numpy (and
-their siblings; numba and its llvmlite in the two modules of optional compiled code); nn
-never imports data/train/dashboard; nothing in convnetpy imports torch except an explicit
-interop module."""
+each other): no threads, workspaces, numba or anything above them; only backend imports
+numba and llvmlite; nn never imports data/train/dashboard; nothing in convnetpy imports
+torch except an explicit interop module."""
 
 import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "convnetpy"
-COMPILED = ("_loops.py", "_gemm.py")  # the modules of optional numba code
 
 
 def imports(path: Path) -> set[str]:
@@ -28,26 +27,27 @@ def test_kernels_import_only_numpy_and_each_other():
     for path in (PKG / "kernels").glob("*.py"):
         for name in imports(path):
             root = name.split(".")[0]
-            # the standard library's threading/queue/os/ctypes/weakref hold no framework state
-            # (scratch buffers per thread, the worker threads, recycled outputs; time and
-            # platform measure the spin and name the CPU); no other package, no layer above
-            # kernels
-            ok = root in ("numpy", "__future__", "math", "typing", "threading", "queue", "os",
-                          "ctypes", "weakref", "functools", "time", "platform") or (
+            ok = root in ("numpy", "__future__", "math", "typing") or (
                 name.startswith(".") and not name.startswith(".."))
-            # the optional compiled loops and GEMMs live in two modules, imported only
-            # through _compiled
-            ok = ok or (path.name in COMPILED and root in ("numba", "llvmlite"))
-            assert ok, f"{path.name} imports {name}"
+            assert ok, f"kernels/{path.name} imports {name}"
 
 
-def test_only_the_switch_imports_the_compiled_loops():
+def test_only_the_backend_imports_numba_and_llvmlite():
     for path in PKG.rglob("*.py"):
-        if path.name in ("_compiled.py", *COMPILED):
+        if path.parent.name == "backend":
             continue
-        bad = {n for n in imports(path) if {"_loops", "_gemm"} & set(n.split("."))
-               or n.split(".")[0] in ("numba", "llvmlite")}
-        assert not bad, f"{path.relative_to(PKG)} imports {bad}: go through kernels._compiled"
+        bad = {n for n in imports(path) if n.split(".")[0] in ("numba", "llvmlite")
+               or {"loops", "gemm", "microkernels", "conv_parts"} & set(n.split("."))}
+        assert not bad, f"{path.relative_to(PKG)} imports {bad}: only backend/ compiles code"
+
+
+def test_the_backend_reaches_no_layer_above_it():
+    # backend sits between kernels and autograd: it may import kernels, nothing above
+    for path in (PKG / "backend").glob("*.py"):
+        for name in imports(path):
+            if name.startswith(".."):
+                assert name == "..kernels" or name.startswith("..kernels."), (
+                    f"backend/{path.name} imports {name}")
 
 
 def test_nothing_imports_torch():

@@ -3,15 +3,17 @@
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_ref, spy_threads
+from conftest import OnPath, assert_ref, our_gemms, spy_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convnetpy.kernels import conv as kconv
-from convnetpy.kernels.conv import conv2d_backward, conv2d_forward
+from convnetpy.backend import conv as fast_conv
+from convnetpy.kernels import conv as reference_conv
 
-# every test here runs with the compiled loops and with the pure-NumPy code
-pytestmark = pytest.mark.usefixtures("both_loops")
+# every test here runs on the reference kernel and on each compute path this CPU runs
+pytestmark = pytest.mark.usefixtures("every_path")
+kconv = OnPath(reference_conv)
+conv2d_forward, conv2d_backward = kconv.conv2d_forward, kconv.conv2d_backward
 
 # (N, C, H, W, O, K(h,w), stride, pads, dilation, groups, bias)
 CASES = {
@@ -77,16 +79,16 @@ def test_conv2d_case_table(case):
 def poisoned_chunks(monkeypatch):
     """One image per chunk, and every scratch buffer handed out full of NaN: a result that
     reads a scratch element the kernel did not write first comes out NaN."""
-    real = kconv.scratch
+    real = fast_conv.scratch
 
     def poisoned(role, shape, dtype):
         buf = real(role, shape, dtype)
         buf[...] = np.nan
         return buf
 
-    monkeypatch.setattr(kconv, "CHUNK_BYTES", 1)
-    monkeypatch.setattr(kconv, "GEMM_CHUNK_BYTES", 1)
-    monkeypatch.setattr(kconv, "scratch", poisoned)
+    monkeypatch.setattr(fast_conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(fast_conv, "GEMM_CHUNK_BYTES", 1)
+    monkeypatch.setattr(fast_conv, "scratch", poisoned)
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
@@ -96,12 +98,12 @@ def test_conv2d_chunked_with_poisoned_scratch(case, poisoned_chunks):
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_conv2d_float32_case_table(case, float32_gemm):
+def test_conv2d_float32_case_table(case):
     check(*CASES[case], dtype=np.float32)
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_conv2d_float32_chunked_with_poisoned_scratch(case, float32_gemm, poisoned_chunks):
+def test_conv2d_float32_chunked_with_poisoned_scratch(case, poisoned_chunks):
     n, *rest = CASES[case]
     check(n + 2, *rest, dtype=np.float32)
 
@@ -113,18 +115,18 @@ def test_conv2d_float32_chunked_with_poisoned_scratch(case, float32_gemm, poison
     (8, 16, 24, 24, 40, (3, 3), (2, 2), ((1, 1), (1, 1))),
     (4, 64, 24, 23, 9, (1, 1), (1, 1), ((0, 0), (0, 0))),
 ])
-def test_conv2d_float32_split_over_threads(shape, float32_gemm, monkeypatch):
-    threads = spy_threads(monkeypatch, kconv)
+def test_conv2d_float32_split_over_threads(shape, every_path, monkeypatch):
+    threads = spy_threads(monkeypatch, fast_conv)
     check(*shape, (1, 1), 1, True, dtype=np.float32)
     # our GEMMs split the batch over the threads; NumPy's path leaves that to its BLAS
-    assert len(threads) == (2 if float32_gemm == "our_gemm" else 0)
+    assert len(threads) == (2 if our_gemms(every_path) else 0)
 
 
 @pytest.mark.parametrize("case", ["odd_nonsquare", "stride_leftover", "dilation", "groups",
                                   "one_by_one", "one_by_one_groups"])
 @pytest.mark.parametrize("need", [(True, False, False), (False, True, True)])
 @pytest.mark.parametrize("grad", ["broadcast", "strided"])
-def test_conv2d_float32_gradient_views_and_subsets(case, need, grad, float32_gemm):
+def test_conv2d_float32_gradient_views_and_subsets(case, need, grad):
     # the gradient of a sum (one value broadcast) and a strided view, each gradient asked for
     # alone: the same as the reference, and None where not asked for
     n, c, h, w, o, k, stride, pads, dil, groups, bias = CASES[case]
@@ -152,7 +154,7 @@ def test_conv2d_float32_gradient_views_and_subsets(case, need, grad, float32_gem
 
 
 @pytest.mark.parametrize("case", ["padding", "one_by_one", "groups"])
-def test_conv2d_float32_forward_float64_gradient(case, float32_gemm):
+def test_conv2d_float32_forward_float64_gradient(case):
     # a float64 gradient into a float32 forward's backward: computed (in NumPy's GEMMs, as
     # ours take float32 only) and returned in float64, as by the NumPy path
     n, c, h, w, o, k, stride, pads, dil, groups, bias = CASES[case]

@@ -6,18 +6,17 @@ import math
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_ref, spy_threads
+from conftest import OnPath, assert_ref, our_gemms, spy_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convnetpy.kernels import activation as ka
-from convnetpy.kernels import dropout as kd
-from convnetpy.kernels import linear as kl
-from convnetpy.kernels import loss as kloss
-from convnetpy.kernels import normalization as kn
+from convnetpy.backend import linear as fast_linear
+from convnetpy.kernels import activation, dropout, linear, loss, normalization
 
-# every test here runs with the compiled loops and with the pure-NumPy code
-pytestmark = pytest.mark.usefixtures("both_loops")
+# every test here runs on the reference kernels and on each compute path this CPU runs
+pytestmark = pytest.mark.usefixtures("every_path")
+ka, kd, kl = OnPath(activation), OnPath(dropout), OnPath(linear)
+kloss, kn = OnPath(loss), OnPath(normalization)
 
 
 # ---------------------------------------------------------------- linear
@@ -56,7 +55,7 @@ def test_linear_hypothesis(lead, fin, fout, bias, seed):
     ((37,), 40, 11, True, True),  # ragged edges for the GEMM tiles
     ((400,), 700, 12, True, False),  # large enough to be split over two threads
 ])
-def test_linear_float32(lead, fin, fout, bias, views, float32_gemm, monkeypatch):
+def test_linear_float32(lead, fin, fout, bias, views, every_path, monkeypatch):
     # every result within 1e-5 of the float64 reference (scaled by its largest value), for
     # contiguous inputs and for strided views, each gradient alone and all together
     rng = np.random.default_rng(5)
@@ -67,7 +66,7 @@ def test_linear_float32(lead, fin, fout, bias, views, float32_gemm, monkeypatch)
         w = np.repeat(w, 2, axis=1)[:, ::2]
     b = rng.standard_normal(fout).astype(np.float32) if bias else None
     dout = rng.standard_normal(lead + (fout,)).astype(np.float32)
-    threads = spy_threads(monkeypatch, kl)
+    threads = spy_threads(monkeypatch, fast_linear)
     out, cache = kl.linear_forward(x, w, b)
     r_out, r_back = ref.linear(*(None if a is None else a.astype(np.float64) for a in (x, w, b)))
     wants = [r_out] + list(r_back(dout.astype(np.float64)))
@@ -84,9 +83,9 @@ def test_linear_float32(lead, fin, fout, bias, views, float32_gemm, monkeypatch)
         assert got.dtype == np.float32 and got.shape == want.shape, k
         scale = max(1.0, np.abs(want).max())
         assert_ref(got / scale, want / scale, 1e-5, what=f"result {k}")
-    if float32_gemm == "our_gemm" and fin == 700:
+    if our_gemms(every_path) and fin == 700:
         assert len(threads) == 2  # the product's rows (columns for dW) split over both
-    elif float32_gemm == "numpy_matmul":
+    elif not our_gemms(every_path):
         assert not threads  # NumPy's BLAS does its own threading
 
 
@@ -136,7 +135,9 @@ def test_relu_backward_takes_broadcast_gradients(dtype):
 
 
 def test_sum_all_is_accurate_and_repeatable():
-    from convnetpy.kernels.reduce import sum_all
+    from convnetpy.kernels import reduce
+
+    sum_all = OnPath(reduce).sum_all_forward
 
     x = np.random.default_rng(1).standard_normal(1 << 18).astype(np.float32) + 100
     exact = math.fsum(x.astype(np.float64))
@@ -151,8 +152,10 @@ def test_sum_all_is_accurate_and_repeatable():
 
 def test_float16_runs_through_the_numpy_code():
     # the compiled loops take float32/float64 only; float16 must not reach them
-    from convnetpy.kernels import activation, conv, pooling
+    from convnetpy.kernels import conv as kconv
+    from convnetpy.kernels import pooling as kpool
 
+    conv, pooling = OnPath(kconv), OnPath(kpool)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float16)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
@@ -164,8 +167,8 @@ def test_float16_runs_through_the_numpy_code():
     for got, exact in ((out, want), (dx, want_dx), (dw, want_dw)):
         assert got.dtype == np.float16
         np.testing.assert_allclose(got, exact, rtol=1e-2, atol=2e-2)
-    r, r_cache = activation.relu_forward(out)
-    assert r.dtype == np.float16 and activation.relu_backward(r, r_cache).dtype == np.float16
+    r, r_cache = ka.relu_forward(out)
+    assert r.dtype == np.float16 and ka.relu_backward(r, r_cache).dtype == np.float16
     p, p_cache = pooling.max_pool2d_forward(r, (2, 2), (2, 2))
     assert pooling.max_pool2d_backward(p, p_cache).dtype == np.float16
     bn, bn_cache = kn.batch_norm_forward(out, None, None, None, None, True, 0.1, 1e-5)

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 import reference as ref
-from conftest import assert_ref
+from conftest import OnPath, assert_ref
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from convnetpy.kernels import padding as kp
-from convnetpy.kernels import pooling as kpool
+from convnetpy.kernels import padding, pooling
 from convnetpy.kernels._shape import ShapeError
 
-# every test here runs with the compiled loops and with the pure-NumPy code
-pytestmark = pytest.mark.usefixtures("both_loops")
+# every test here runs on the reference kernels and on each compute path this CPU runs
+pytestmark = pytest.mark.usefixtures("every_path")
+kp, kpool = OnPath(padding), OnPath(pooling)
 
 # (N, C, H, W, kernel, stride, padding, dilation, ceil_mode)
 MAX_CASES = {
@@ -194,7 +194,7 @@ def test_reflect_pad_too_large_is_rejected():
 def test_max_pool_backward_float32_views_broadcast_and_threads(case):
     # float32, an input that is a transposed view, a broadcast gradient (of a sum), and a
     # batch large enough to be split over two threads
-    from convnetpy.kernels import _parallel
+    from convnetpy.backend import threads as _parallel
 
     _, _, h, w, k, s, p, d, ceil = MAX_CASES[case]
     rng = np.random.default_rng(7)
@@ -220,7 +220,7 @@ def test_max_pool_backward_nan_windows_same_in_both_codes(case):
     # NaN windows send their gradient to the window's last NaN (the loop reference does not
     # model NaN): the compiled loop and the NumPy code must agree (to the order in which
     # overlapping windows' gradients are added)
-    from convnetpy.kernels import _compiled
+    from convnetpy.backend import cpu, dispatch
 
     n, c, h, w, k, s, p, d, ceil = MAX_CASES[case]
     rng = np.random.default_rng(11)
@@ -230,11 +230,8 @@ def test_max_pool_backward_nan_windows_same_in_both_codes(case):
     out, cache = kpool.max_pool2d_forward(x, k, s, p, d, ceil)
     assert np.isnan(out).any()
     dout = rng.standard_normal(out.shape)
-    got = {}
-    for compiled in (True, False):
-        was = _compiled.use_compiled(compiled)
-        try:
-            got[compiled] = kpool.max_pool2d_backward(dout, cache)
-        finally:
-            _compiled.use_compiled(was)
-    np.testing.assert_allclose(got[True], got[False], rtol=1e-12, atol=1e-15)
+    if cpu.runnable("generic", cpu.detect()):
+        pytest.skip("numba is not installed: no compiled loop to compare")
+    got = [dispatch.table(path)["max_pool2d"].backward(dout, cache)
+           for path in ("generic", "reference")]
+    np.testing.assert_allclose(got[0], got[1], rtol=1e-12, atol=1e-15)

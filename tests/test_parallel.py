@@ -1,7 +1,7 @@
-"""The kernels' shared machinery: the thread split of NumPy work (kernels/_parallel.py:
+"""The kernels' shared machinery: the thread split of NumPy work (backend/threads.py:
 every index covered once, errors re-raised, a busy pool or a nested call runs inline on the
 same parts, the kernels that split their work match the loop reference when the split
-really happens) and the scratch buffers (kernels/_workspace.py)."""
+really happens) and the scratch buffers (backend/memory.py)."""
 
 import threading
 
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from test_kernels_other import check_act, check_bn
 
-from convnetpy.kernels import _parallel as par
-from convnetpy.kernels import normalization as kn
+from convnetpy.backend import threads as par
 
 
 @pytest.fixture
@@ -24,7 +23,7 @@ def split_everything(monkeypatch):
 def waits(request, monkeypatch):
     """Workers and caller that sleep in their queues at once (OMP_WAIT_POLICY=passive, or
     no compiled loops), or that spin (2 s, longer than any part here) before they do."""
-    from convnetpy.kernels._compiled import loops
+    from convnetpy.backend.select import compiled as loops
 
     if request.param == "spinning" and loops() is None:
         pytest.skip("numba is not installed: nothing spins")
@@ -73,17 +72,8 @@ def test_set_num_threads_validates():
         par.set_num_threads(0)
 
 
-def test_blocks_tile_a_part():
-    parts = list(par.blocks(slice(3, 20), row_items=1000, itemsize=8, target=24_000))
-    assert parts[0] == slice(3, 6) and parts[-1].stop == 20
-    assert sum(p.stop - p.start for p in parts) == 17
-
-
 @pytest.mark.parametrize("shape", [(2, 3), (5, 2, 4), (3, 3, 4, 5), (4, 1, 1, 1)])
-def test_batch_norm_split_over_threads_matches_reference(shape, split_everything, monkeypatch):
-    # one row per cache block too, so that the per-block sums add up across blocks
-    monkeypatch.setattr(kn, "blocks", lambda p, *a, **k: (slice(i, i + 1) for i in
-                                                           range(p.start, p.stop)))
+def test_batch_norm_split_over_threads_matches_reference(shape, split_everything):
     check_bn(shape)
 
 
@@ -94,7 +84,7 @@ def test_relu_split_over_threads_matches_reference(shape, split_everything):
 
 
 def test_scratch_reuses_memory_but_does_not_keep_huge_buffers(monkeypatch):
-    from convnetpy.kernels import _workspace as ws
+    from convnetpy.backend import memory as ws
 
     a = ws.scratch("test.role", (10, 10), np.float32)
     b = ws.scratch("test.role", (5, 4), np.float32)
@@ -148,7 +138,7 @@ def test_many_calls_in_a_row_stay_in_step(split_everything, waits):
 
 
 def test_spin_while_waits_for_a_change_by_another_thread():
-    from convnetpy.kernels._compiled import loops
+    from convnetpy.backend.select import compiled as loops
 
     lp = loops()
     if lp is None:

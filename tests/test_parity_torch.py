@@ -11,7 +11,7 @@ from convnetpy import nn, optim
 from convnetpy.models import portable as nets
 
 # with the compiled loops and with the pure-NumPy code
-pytestmark = [needs_torch, pytest.mark.torch, pytest.mark.usefixtures("both_loops")]
+pytestmark = [needs_torch, pytest.mark.torch, pytest.mark.usefixtures("every_path")]
 if HAVE_TORCH:
     import torch
     import torch.nn.functional as TF

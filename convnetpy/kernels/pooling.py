@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._compiled import loops
-from ._parallel import parallel_for
 from ._shape import ShapeError, adaptive_bins, check_pool_axis
-from ._workspace import fresh
 
 
 def _check4d(op: str, x: np.ndarray) -> None:
@@ -142,25 +139,13 @@ def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     # window, so each offset's gradient is written straight into its strided slice
     tiles = all(stride[a] == span[a] == kernel[a] and (out.shape[2 + a] - 1) * stride[a]
                 + span[a] == xp.shape[2 + a] for a in range(2))
-    dxp = fresh(xp.shape, dout.dtype)
-    lp = loops()
-    if lp and dout.dtype == xp.dtype and xp.dtype in (np.float32, np.float64):
-        # one pass per window instead of ~20 whole-array NumPy passes, the planes split
-        # over the cores (seen: 64x32x32x32 2x2 fwd+bwd 3.93 -> 3.43 ms, in-process A/B)
-        planes = xp.shape[0] * xp.shape[1]
-        xc, oc = np.ascontiguousarray(xp), np.ascontiguousarray(out)  # views of x: a copy
-        parallel_for(lambda lo, hi: lp.maxpool_backward(
-            xc, oc, dout, *kernel, *stride, *dilation, tiles, lo, hi, dxp), planes,
-            xp[0, 0].size)
-    else:
-        if not tiles:
-            dxp[...] = 0
-        for (i, j), hit in _winners(cache).items():
-            sl = _offset_slice(i, j, oh, ow, stride, dilation)
-            if tiles:
-                np.multiply(dout, hit, out=dxp[sl])
-            else:
-                dxp[sl] += dout * hit
+    dxp = np.empty(xp.shape, dout.dtype) if tiles else np.zeros(xp.shape, dout.dtype)
+    for (i, j), hit in _winners(cache).items():
+        sl = _offset_slice(i, j, oh, ow, stride, dilation)
+        if tiles:
+            np.multiply(dout, hit, out=dxp[sl])
+        else:
+            dxp[sl] += dout * hit
     if not any(padding) and dxp.shape == tuple(xshape):
         return dxp
     h, w = xshape[2:]

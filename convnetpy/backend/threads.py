@@ -32,7 +32,7 @@ from queue import SimpleQueue
 
 import numpy as np
 
-from ._compiled import loops
+from .select import loops
 
 
 def _default_threads() -> int:
@@ -223,10 +223,3 @@ def row_sum(fn, *arrays):
     for lo in sorted(results):
         total = results[lo] if total is None else total + results[lo]
     return total
-
-
-def blocks(part: slice, row_items: int, itemsize: int, target: int = 256 << 10):
-    """Sub-slices of ``part`` of about ``target`` bytes, for passes that should stay in the
-    core's cache between one operation and the next."""
-    step = max(1, target // max(row_items * itemsize, 1))
-    return (slice(lo, min(part.stop, lo + step)) for lo in range(part.start, part.stop, step))

@@ -1,0 +1,36 @@
+"""Max-pool backward on the compiled loops: one pass per window instead of ~20 whole-array
+NumPy passes, the planes split over the cores. The forward pass and every other pooling is
+the reference's (kernels/pooling.py), and so is the backward pass for other dtypes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import pooling as reference
+from .memory import fresh
+from .select import compiled as loops
+from .threads import parallel_for
+
+
+def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """Gradient of ``max_pool2d_forward``: each window's gradient goes to its first
+    maximum in row-major window order (for a NaN result, its last NaN), as PyTorch."""
+    xp, out, xshape, kernel, stride, padding, dilation = cache
+    if not (dout.dtype == xp.dtype and xp.dtype in (np.float32, np.float64)):
+        return reference.max_pool2d_backward(dout, cache)
+    span = [dilation[a] * (kernel[a] - 1) + 1 for a in range(2)]
+    # windows that tile the input exactly (e.g. 2x2, stride 2, even size): each pixel has one
+    # window, so each window is written whole and nothing needs zeroing first
+    tiles = all(stride[a] == span[a] == kernel[a] and (out.shape[2 + a] - 1) * stride[a]
+                + span[a] == xp.shape[2 + a] for a in range(2))
+    dxp = fresh(xp.shape, dout.dtype)
+    planes = xp.shape[0] * xp.shape[1]
+    xc, oc = np.ascontiguousarray(xp), np.ascontiguousarray(out)  # views of x: a copy
+    lp = loops()
+    parallel_for(lambda lo, hi: lp.maxpool_backward(
+        xc, oc, dout, *kernel, *stride, *dilation, tiles, lo, hi, dxp), planes, xp[0, 0].size)
+    if not any(padding) and dxp.shape == tuple(xshape):
+        return dxp
+    h, w = xshape[2:]
+    return np.ascontiguousarray(dxp[:, :, padding[0]: padding[0] + h, padding[1]: padding[1] + w])
