@@ -25,11 +25,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 
 
 def one_run(mode: str, steps: int) -> dict:
-    import convnetpy as cp
     from convnetpy.dashboard import watcher
     from convnetpy.train import TrainConfig, fit
 
-    cp.runtime.keep_freed_memory()  # as `convnetpy train` runs
     times: list[float] = []
     servers: list = []
 

@@ -1,19 +1,24 @@
 """Side-by-side benchmark of convnetpy and PyTorch on this CPU.
 
-    python benchmarks/run.py [--rounds 3] [--reps 5] [--threads 2] [--out benchmarks/results]
+    python benchmarks/run.py [--rounds 3] [--reps 5] [--threads N] [--out benchmarks/results]
+                             [--path avx2] [--torch-isa avx2] [--no-load]
                              [--time-to-accuracy cifar10:PATH]
 
 Each library runs in its own process (benchmarks/worker.py); the processes alternate
 (convnetpy, torch, torch, convnetpy, ...) over ``--rounds`` rounds, every case has an
 untimed warm-up, and a case's figure is the median of all its timed repetitions. Both use
-float32 and the same thread count (OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads).
-Prints a Markdown table (times, GFLOP/s, and speed = PyTorch time / convnetpy time, so
-above 1.0 convnetpy is faster) and writes the raw numbers as JSON.
+float32 and the same thread count (default: the cores this process may use;
+OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads). Prints a Markdown table (times,
+GFLOP/s, and speed = PyTorch time / convnetpy time, so above 1.0 convnetpy is faster) and
+writes the raw numbers as JSON, with what ``convnetpy info`` reports.
 
-convnetpy runs two ways: as a library call leaves it, and "kept", after
-``convnetpy.runtime.keep_freed_memory()`` (what ``convnetpy train`` does); PyTorch as it is.
+The training cases also run "under load": while one other process keeps one core busy (a
+Python ``while True`` loop), as on a shared machine; the ratio to PyTorch there should stay
+near the quiet one. ``--path`` runs convnetpy on a given compute path (CONVNETPY_CPU);
+``--torch-isa avx2`` holds PyTorch to AVX2 (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA), the
+peer for convnetpy's avx2 path on an AVX-512 machine.
 ``--time-to-accuracy`` also runs ``convnetpy train --preset cifar10-quick`` on the given
-CIFAR-10 data (about 10 minutes here) and records when validation accuracy first reaches 80%.
+CIFAR-10 data and records when validation accuracy first reaches 80%.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from worker import CONV_SHAPES  # noqa: E402
 
-KEPT = "convnetpy-kept"  # convnetpy after runtime.keep_freed_memory()
 TTA_TARGET = 0.80
+BUSY = "while True: pass"  # the other process of the "under load" cases
 
 
 def flops() -> dict[str, float]:
@@ -46,30 +51,50 @@ def flops() -> dict[str, float]:
     return out
 
 
-def run_worker(lib: str, args, extra: list[str]) -> dict:
-    if lib == KEPT:
-        lib, extra = "convnetpy", extra + ["--keep-freed-memory"]
+def worker_env(lib: str, args) -> dict:
     env = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[k] = str(args.threads)
+    if lib == "convnetpy" and args.path:
+        env["CONVNETPY_CPU"] = args.path
+    if lib == "torch" and args.torch_isa:
+        env["ATEN_CPU_CAPABILITY"] = args.torch_isa
+        env["ONEDNN_MAX_CPU_ISA"] = args.torch_isa.upper()
+    return env
+
+
+def run_worker(lib: str, args, extra: list[str]) -> dict:
     cmd = [sys.executable, str(HERE / "worker.py"), lib, "--reps", str(args.reps),
            "--threads", str(args.threads)] + extra
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE.parent)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(lib, args),
+                         cwd=HERE.parent)
     if res.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stderr}")
     return json.loads(res.stdout)
 
 
-def compiled_loops() -> str:
-    """What convnetpy's kernels run on in the worker's environment ('numba X' or 'NumPy
-    only'), asked in a child process as the workers would see it."""
-    res = subprocess.run([sys.executable, "-c", "from convnetpy import runtime; "
-                          "print(runtime.compiled_loops())"], capture_output=True, text=True,
-                         cwd=HERE.parent)
-    return res.stdout.strip() or "unknown"
+def under_load(fn):
+    """``fn()`` while one other process keeps a core busy."""
+    busy = subprocess.Popen([sys.executable, "-c", BUSY])
+    try:
+        time.sleep(0.2)
+        return fn()
+    finally:
+        busy.kill()
+        busy.wait()
 
 
-def machine(threads: int) -> dict:
+def convnetpy_info(args) -> dict:
+    """What ``convnetpy info --json`` reports in the workers' environment."""
+    res = subprocess.run([sys.executable, "-m", "convnetpy", "info", "--json"],
+                         capture_output=True, text=True, cwd=HERE.parent,
+                         env=worker_env("convnetpy", args))
+    if res.returncode:
+        raise SystemExit(f"convnetpy info failed:\n{res.stderr}")
+    return json.loads(res.stdout)
+
+
+def machine(args) -> dict:
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -80,10 +105,12 @@ def machine(threads: int) -> dict:
         pass
     import numpy
 
-    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads,
+    conv = convnetpy_info(args)
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": args.threads,
             "python": platform.python_version(), "numpy": numpy.__version__,
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
-            "convnetpy_loops": compiled_loops()}
+            "convnetpy_path": f"{conv['path']} ({conv['why']})",
+            "torch_isa": args.torch_isa or "(its own choice)", "convnetpy_info": conv}
     try:
         import torch
 
@@ -97,26 +124,37 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per library")
     ap.add_argument("--reps", type=int, default=5, help="timed repetitions per round")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--skip-train", action="store_true", help="layers only")
+    ap.add_argument("--no-load", action="store_true", help="skip the under-load cases")
+    ap.add_argument("--path", choices=["avx512", "avx2", "generic", "numpy"],
+                    help="convnetpy's compute path (default: the best this CPU runs)")
+    ap.add_argument("--torch-isa", choices=["avx2", "avx512"],
+                    help="hold PyTorch to this ISA (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA)")
     ap.add_argument("--time-to-accuracy", metavar="cifar10:PATH",
                     help="also time the cifar10-quick preset to 80%% validation accuracy")
     args = ap.parse_args()
     libs = ["convnetpy", "torch"]
-    layers: dict[str, dict[str, list[float]]] = {lib: {} for lib in libs + [KEPT]}
-    train: dict[str, dict[str, dict]] = {lib: {} for lib in libs + [KEPT]}
+    layers: dict[str, dict[str, list[float]]] = {lib: {} for lib in libs}
+    train: dict[str, dict[str, dict]] = {mode: {lib: {} for lib in libs}
+                                         for mode in ("quiet", "load")}
+    modes = ["quiet"] if args.no_load else ["quiet", "load"]
     for r in range(args.rounds):
         order = libs if r % 2 == 0 else libs[::-1]
-        for lib in (order[0], KEPT, order[1]):
+        for lib in order:
             for case, times in run_worker(lib, args, []).items():
                 layers[lib].setdefault(case, []).extend(times)
-        if not args.skip_train:
-            for net in ("convnetjs", "resnet20"):
-                for lib in (order[0], KEPT, order[1]):
-                    res = run_worker(lib, args, ["--train", net])
-                    t = train[lib].setdefault(net, {"train_img_s": [], "infer_img_s": [],
-                                                     "peak_rss_mib": []})
+        if args.skip_train:
+            continue
+        for net in ("convnetjs", "resnet20"):
+            for mode in modes:
+                for lib in order:
+                    run = lambda: run_worker(lib, args, ["--train", net])  # noqa: E731
+                    res = run() if mode == "quiet" else under_load(run)
+                    t = train[mode][lib].setdefault(net, {"train_img_s": [],
+                                                          "infer_img_s": [],
+                                                          "peak_rss_mib": []})
                     t["train_img_s"] += res["train_img_s"]
                     t["infer_img_s"] += res["infer_img_s"]
                     t["peak_rss_mib"].append(res["peak_rss_mib"])
@@ -124,30 +162,31 @@ def main() -> None:
     rows = []
     for case in layers["convnetpy"]:
         ours = statistics.median(layers["convnetpy"][case])
-        kept = statistics.median(layers[KEPT][case])
         theirs = statistics.median(layers["torch"][case])
         g = f.get(case)
         rows.append({"case": case, "convnetpy_ms": ours * 1e3, "torch_ms": theirs * 1e3,
-                     "convnetpy_kept_ms": kept * 1e3,
                      "convnetpy_gflops": g / ours / 1e9 if g else None,
                      "torch_gflops": g / theirs / 1e9 if g else None,
-                     "speed": theirs / ours, "speed_kept": theirs / kept})
+                     "speed": theirs / ours})
     nets = []
-    for net in train["convnetpy"]:
-        a, b, k = train["convnetpy"][net], train["torch"][net], train[KEPT][net]
-        nets.append({"net": net,
-                     "convnetpy_train_img_s": statistics.median(a["train_img_s"]),
-                     "convnetpy_kept_train_img_s": statistics.median(k["train_img_s"]),
-                     "convnetpy_kept_peak_rss_mib": max(k["peak_rss_mib"]),
-                     "torch_train_img_s": statistics.median(b["train_img_s"]),
-                     "convnetpy_infer_img_s": statistics.median(a["infer_img_s"]),
-                     "torch_infer_img_s": statistics.median(b["infer_img_s"]),
-                     "convnetpy_peak_rss_mib": max(a["peak_rss_mib"]),
-                     "torch_peak_rss_mib": max(b["peak_rss_mib"])})
-    info = machine(args.threads)
-    report = {"machine": info, "date": time.strftime("%Y-%m-%d %H:%M"), "rounds": args.rounds,
-              "reps": args.reps, "layers": rows, "training": nets, "raw": {"layers": layers,
-                                                                          "training": train}}
+    for net in train["quiet"]["convnetpy"]:
+        a, b = train["quiet"]["convnetpy"][net], train["quiet"]["torch"][net]
+        row = {"net": net,
+               "convnetpy_train_img_s": statistics.median(a["train_img_s"]),
+               "torch_train_img_s": statistics.median(b["train_img_s"]),
+               "convnetpy_infer_img_s": statistics.median(a["infer_img_s"]),
+               "torch_infer_img_s": statistics.median(b["infer_img_s"]),
+               "convnetpy_peak_rss_mib": max(a["peak_rss_mib"]),
+               "torch_peak_rss_mib": max(b["peak_rss_mib"])}
+        if net in train["load"]["convnetpy"]:
+            row["convnetpy_load_train_img_s"] = statistics.median(
+                train["load"]["convnetpy"][net]["train_img_s"])
+            row["torch_load_train_img_s"] = statistics.median(
+                train["load"]["torch"][net]["train_img_s"])
+        nets.append(row)
+    report = {"machine": machine(args), "date": time.strftime("%Y-%m-%d %H:%M"),
+              "rounds": args.rounds, "reps": args.reps, "layers": rows, "training": nets,
+              "raw": {"layers": layers, "training": train}}
     if args.time_to_accuracy:
         report["time_to_accuracy"] = time_to_accuracy(args.time_to_accuracy, args.threads)
     out = Path(args.out)
@@ -188,30 +227,31 @@ def table(report: dict) -> str:
     m = report["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads, Python "
              f"{m['python']}, NumPy {m['numpy']}, PyTorch {m['torch']}, OPENBLAS_CORETYPE="
-             f"{m['OPENBLAS_CORETYPE']}, convnetpy loops: {m.get('convnetpy_loops', '?')}; "
-             f"{report['date']}; median of {report['rounds']} x "
-             f"{report['reps']} runs per library, float32.", "",
-             "| case | convnetpy ms | PyTorch ms | convnetpy GFLOP/s | PyTorch GFLOP/s | speed "
-             "| kept ms | speed kept |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"{m['OPENBLAS_CORETYPE']}; convnetpy path: {m.get('convnetpy_path', '?')}; "
+             f"PyTorch ISA: {m.get('torch_isa', '(its own choice)')}; {report['date']}; "
+             f"median of {report['rounds']} x {report['reps']} runs per library, float32.",
+             "", "| case | convnetpy ms | PyTorch ms | convnetpy GFLOP/s | PyTorch GFLOP/s "
+             "| speed |", "|---|---:|---:|---:|---:|---:|"]
     for r in report["layers"]:
         gf = (f"{r['convnetpy_gflops']:.1f} | {r['torch_gflops']:.1f}"
               if r["convnetpy_gflops"] else "- | -")
         lines.append(f"| {r['case']} | {r['convnetpy_ms']:.2f} | {r['torch_ms']:.2f} | {gf} | "
-                     f"{r['speed']:.2f}x | {r['convnetpy_kept_ms']:.2f} | "
-                     f"{r['speed_kept']:.2f}x |")
+                     f"{r['speed']:.2f}x |")
     if report["training"]:
         lines += ["", "| network (batch 128 train, 256 inference) | convnetpy img/s | PyTorch "
                   "img/s | speed | peak RSS convnetpy / PyTorch |", "|---|---:|---:|---:|---:|"]
         for n in report["training"]:
             torch_s = n["torch_train_img_s"]
+            quiet = n["convnetpy_train_img_s"] / torch_s
             lines.append(f"| {n['net']} training | {n['convnetpy_train_img_s']:.0f} | "
-                         f"{torch_s:.0f} | {n['convnetpy_train_img_s'] / torch_s:.2f}x | "
+                         f"{torch_s:.0f} | {quiet:.2f}x | "
                          f"{n['convnetpy_peak_rss_mib']:.0f} / {n['torch_peak_rss_mib']:.0f} MiB |")
-            lines.append(f"| {n['net']} training, keep_freed_memory (as `convnetpy train`) | "
-                         f"{n['convnetpy_kept_train_img_s']:.0f} | {torch_s:.0f} | "
-                         f"{n['convnetpy_kept_train_img_s'] / torch_s:.2f}x | "
-                         f"{n['convnetpy_kept_peak_rss_mib']:.0f} / "
-                         f"{n['torch_peak_rss_mib']:.0f} MiB |")
+            if "convnetpy_load_train_img_s" in n:
+                loaded = n["convnetpy_load_train_img_s"] / n["torch_load_train_img_s"]
+                lines.append(f"| {n['net']} training, one core busy with another process | "
+                             f"{n['convnetpy_load_train_img_s']:.0f} | "
+                             f"{n['torch_load_train_img_s']:.0f} | {loaded:.2f}x "
+                             f"({loaded / quiet:.2f} of quiet) | |")
             lines.append(f"| {n['net']} inference | {n['convnetpy_infer_img_s']:.0f} | "
                          f"{n['torch_infer_img_s']:.0f} | "
                          f"{n['convnetpy_infer_img_s'] / n['torch_infer_img_s']:.2f}x | |")

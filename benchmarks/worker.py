@@ -151,14 +151,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train", choices=["convnetjs", "resnet20"])
-    ap.add_argument("--keep-freed-memory", action="store_true",
-                    help="convnetpy.runtime.keep_freed_memory() first, as `convnetpy train` does")
     args = ap.parse_args()
-    if args.keep_freed_memory:
-        from convnetpy.runtime import keep_freed_memory
-
-        if not keep_freed_memory():
-            raise SystemExit("keep_freed_memory() does not apply on this platform")
     lib = Lib(args.lib, args.threads)
     out = train_case(lib, args.train, args.reps) if args.train else layer_cases(lib, args.reps)
     json.dump(out, sys.stdout)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import Function, unbroadcast
-from .kernels._shape import ShapeError
 from .backend.dispatch import kernel
+from .kernels._shape import ShapeError
 
 
 def _broadcast(op: str, fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:

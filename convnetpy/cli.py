@@ -1,4 +1,4 @@
-"""Command-line interface: ``convnetpy --version``, ``convnetpy demo``."""
+"""Command-line interface: ``convnetpy --version``, ``convnetpy info``, ``convnetpy demo``."""
 
 from __future__ import annotations
 
@@ -112,8 +112,17 @@ def cmd_calc(args) -> int:
     return 0 if res.fits else 1
 
 
+def cmd_info(args) -> int:
+    from .backend import info
+
+    report = info.report()
+    print(info.to_json(report) if args.json else info.format_report(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import __version__
+    from .backend.cpu import CpuPathError
     from .kernels._shape import ShapeError
     from .train import TrainingError
 
@@ -145,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="S (default 1 for conv, F for pool)")
     p_calc.add_argument("--pad", type=int, default=0, help="P, zero-padding (default 0)")
     sub.add_parser("models", help="list the model zoo")
+    p_info = sub.add_parser("info", help="the CPU, its features, the compute path chosen and "
+                                         "why, threads, BLAS and versions")
+    p_info.add_argument("--json", action="store_true", help="print it as JSON")
     from . import cli_train, cli_viz
 
     cli_train.add_parsers(sub)
@@ -167,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             return getattr(cli_train, f"cmd_{args.command}")(args)
         if args.command == "viz":
             return cli_viz.cmd_viz(args)
+        if args.command == "info":
+            return cmd_info(args)
         if args.command == "models":
             from . import models
 
@@ -174,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 c, h, w = models.default_input_size(name)
                 print(f"{name:18s} {f'{c}x{h}x{w}':10s} {models.describe(name)}")
             return 0
-    except (ShapeError, ValueError, FileNotFoundError, TrainingError) as e:
+    except (ShapeError, ValueError, FileNotFoundError, TrainingError, CpuPathError) as e:
         print(f"convnetpy {args.command}: error: {e}", file=sys.stderr)
         return 2
     parser.print_help()

@@ -60,10 +60,7 @@ def _parse_value(text: str):
 
 
 def cmd_train(args) -> int:
-    from .runtime import keep_freed_memory
     from .train import TrainConfig, fit, preset
-
-    keep_freed_memory()  # this process only trains: reuse freed memory, no page faults
 
     sets = {}
     for item in args.set:

@@ -22,7 +22,6 @@ from .autograd import Function
 from .backend.dispatch import kernel
 from .kernels import conv as kc
 from .kernels import linear as kl
-from .kernels import loss as kloss
 from .kernels import padding as kp
 from .kernels import pooling as kpool
 from .kernels._shape import pair, resolve_conv_padding

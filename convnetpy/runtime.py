@@ -12,19 +12,16 @@ runs. ``use_compiled(flag)`` and ``use_gemm(flag)`` are the older switches, kept
 aliases: ``use_compiled(False)`` is ``use_path('numpy')``, ``use_gemm(False)`` leaves the
 GEMMs to NumPy (``generic``).
 
-``release_memory()``: the kernels' large outputs (activations and gradients of 1 MiB and
-more) come from buffers recycled from step to step (backend/memory.py), so a training step
-does not fault their pages in again; up to 1 GiB of unused ones is kept, and this call
-hands them back. keep_freed_memory() does the same for every allocation in the process.
+``release_memory()``: the kernels' large arrays (activations, gradients and their
+temporaries of 1 MiB and more) come from buffers recycled from step to step
+(backend/memory.py), so a training step does not fault their pages in again; up to 1 GiB
+of unused ones is kept, and this call hands them back.
 
-``keep_freed_memory()``: glibc returns large freed blocks to the kernel (every array over its
-mmap threshold, and the top of the heap above the trim threshold), so the next training step
-allocates them afresh and pays a page fault per 4 KiB. After this call glibc keeps freed
-memory for reuse. The cost is that the process no longer shrinks below its high-water
-mark. It changes the whole process (other libraries' allocations too) and cannot be
-undone, so convnetpy never calls it on import.
+``keep_freed_memory()`` (deprecated): makes glibc keep every freed block of the process for
+reuse. convnetpy no longer calls it (``convnetpy train`` runs as a library call does): the
+recycled buffers cover the kernels' arrays without changing the whole process.
 
->>> keep_freed_memory() in (True, False)
+>>> compute_path().split()[0] in ("avx512", "avx2", "generic", "numpy")
 True
 """
 
@@ -33,9 +30,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+import warnings
 
 from .backend import select
-from .backend.memory import recycler
+from .backend.memory import pool
 from .backend.threads import get_num_threads, set_num_threads
 
 __all__ = ["compiled_loops", "compute_path", "get_num_threads", "keep_freed_memory",
@@ -76,7 +74,7 @@ def use_gemm(flag: bool | None) -> bool | None:
 def release_memory() -> int:
     """Hand the recycled output buffers that no array uses back to the allocator; returns
     how many bytes that was. (convnetpy keeps up to 1 GiB of them for the next step.)"""
-    return recycler.clear()
+    return pool.clear()
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 _MMAP_THRESHOLD = 32 << 20  # glibc's own ceiling for its dynamic threshold on 64-bit
@@ -86,8 +84,12 @@ _kept = False
 
 
 def keep_freed_memory() -> bool:
-    """Make glibc keep freed memory for reuse (see the module docstring). Returns True when
-    the setting is in effect, False where it does not apply (not Linux/glibc)."""
+    """Deprecated: make glibc keep freed memory for reuse, for the whole process, for good
+    (mallopt). Returns True when the setting is in effect, False where it does not apply
+    (not Linux/glibc)."""
+    warnings.warn("keep_freed_memory() is deprecated: convnetpy recycles its large arrays "
+                  "itself (runtime.release_memory hands them back)", DeprecationWarning,
+                  stacklevel=2)
     global _kept
     if _kept:
         return True

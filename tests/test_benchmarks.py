@@ -24,28 +24,27 @@ def test_table_renders_a_report():
                           "torch": "2.13", "OPENBLAS_CORETYPE": "Haswell"},
               "date": "today", "rounds": 3, "reps": 5,
               "layers": [{"case": "relu", "convnetpy_ms": 2.0, "torch_ms": 1.0,
-                          "convnetpy_gflops": None, "torch_gflops": None, "speed": 0.5,
-                          "convnetpy_kept_ms": 1.6, "speed_kept": 0.625}],
+                          "convnetpy_gflops": None, "torch_gflops": None, "speed": 0.5}],
               "training": [{"net": "convnetjs", "convnetpy_train_img_s": 100,
                             "torch_train_img_s": 200, "convnetpy_infer_img_s": 300,
                             "torch_infer_img_s": 600, "convnetpy_peak_rss_mib": 100,
-                            "torch_peak_rss_mib": 300, "convnetpy_kept_train_img_s": 150,
-                            "convnetpy_kept_peak_rss_mib": 110}],
+                            "torch_peak_rss_mib": 300, "convnetpy_load_train_img_s": 60,
+                            "torch_load_train_img_s": 150}],
               "time_to_accuracy": {"preset": "cifar10-quick", "target": 0.8, "wall_s": 540,
                                    "epochs": 8, "best_val_acc": 0.8054, "reached_at_epoch": 7,
                                    "reached_after_s": 420}}
     text = table(report)
-    assert "| relu | 2.00 | 1.00 | - | - | 0.50x | 1.60 | 0.62x |" in text
+    assert "| relu | 2.00 | 1.00 | - | - | 0.50x |" in text
     assert "| convnetjs training | 100 | 200 | 0.50x | 100 / 300 MiB |" in text
-    assert ("| convnetjs training, keep_freed_memory (as `convnetpy train`) | 150 | 200 | 0.75x "
-            "| 110 / 300 MiB |") in text
+    assert ("| convnetjs training, one core busy with another process | 60 | 150 | 0.40x "
+            "(0.80 of quiet) | |") in text
     assert ("reached 80% validation accuracy after 7.0 min of training (epoch 7); whole "
             "command 9.0 min, best 80.54% after 8 epochs.") in text
 
 
-def test_training_worker_with_kept_memory_reports_throughput():
+def test_training_worker_reports_throughput():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "worker.py"), "convnetpy",
-                          "--reps", "1", "--train", "convnetjs", "--keep-freed-memory"],
+                          "--reps", "1", "--train", "convnetjs"],
                          capture_output=True, text=True, check=True)
     res = json.loads(out.stdout)
     assert res["train_img_s"][0] > 0 and res["infer_img_s"][0] > 0 and res["peak_rss_mib"] > 0

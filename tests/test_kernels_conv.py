@@ -77,22 +77,23 @@ def test_conv2d_case_table(case):
 
 @pytest.fixture
 def poisoned_chunks(monkeypatch):
-    """One image per chunk, and every scratch buffer handed out full of NaN: a result that
-    reads a scratch element the kernel did not write first comes out NaN."""
-    real = fast_conv.scratch
+    """One image per chunk, and every buffer the fast convolution takes from the pool
+    handed out full of NaN: a result that reads an element the kernel did not write first
+    comes out NaN."""
+    real = fast_conv.empty
 
-    def poisoned(role, shape, dtype):
-        buf = real(role, shape, dtype)
+    def poisoned(shape, dtype):
+        buf = real(shape, dtype)
         buf[...] = np.nan
         return buf
 
     monkeypatch.setattr(fast_conv, "CHUNK_BYTES", 1)
     monkeypatch.setattr(fast_conv, "GEMM_CHUNK_BYTES", 1)
-    monkeypatch.setattr(fast_conv, "scratch", poisoned)
+    monkeypatch.setattr(fast_conv, "empty", poisoned)
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_conv2d_chunked_with_poisoned_scratch(case, poisoned_chunks):
+def test_conv2d_chunked_with_poisoned_buffers(case, poisoned_chunks):
     n, *rest = CASES[case]
     check(n + 2, *rest)
 
@@ -103,7 +104,7 @@ def test_conv2d_float32_case_table(case):
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_conv2d_float32_chunked_with_poisoned_scratch(case, poisoned_chunks):
+def test_conv2d_float32_chunked_with_poisoned_buffers(case, poisoned_chunks):
     n, *rest = CASES[case]
     check(n + 2, *rest, dtype=np.float32)
 

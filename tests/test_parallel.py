@@ -1,7 +1,7 @@
 """The kernels' shared machinery: the thread split of NumPy work (backend/threads.py:
 every index covered once, errors re-raised, a busy pool or a nested call runs inline on the
 same parts, the kernels that split their work match the loop reference when the split
-really happens) and the scratch buffers (backend/memory.py)."""
+really happens; the pool of recycled buffers is tested in test_runtime.py)."""
 
 import threading
 
@@ -33,15 +33,36 @@ def waits(request, monkeypatch):
 
 
 def test_parts_cover_the_range_once_on_several_threads(split_everything, waits):
+    import time
+
     seen, names = [], set()
 
     def fn(lo, hi):
         seen.extend(range(lo, hi))
         names.add(threading.current_thread().name)
+        time.sleep(0.01)  # long enough for a sleeping worker to wake and take its piece
 
     par.parallel_for(fn, 11)
     assert sorted(seen) == list(range(11))
     assert len(names) == 2  # the caller and one worker
+
+
+def test_a_thread_held_up_leaves_its_pieces_to_the_others(split_everything, waits):
+    # the worker is busy elsewhere (as if the OS had given its core to another process):
+    # the caller runs every piece, the worker's own first one too, and does not wait for it
+    import time
+
+    hold = threading.Event()
+    par.parallel_for(lambda lo, hi: None, 2)  # the worker exists
+    inbox, _ = par._workers[0]
+    inbox.put(type("Busy", (), {"run": lambda self, i: hold.wait(5)})())
+    names = []
+    t0 = time.perf_counter()
+    par.parallel_for(lambda lo, hi: names.append(threading.current_thread().name), 100)
+    took = time.perf_counter() - t0
+    hold.set()
+    assert len(names) == 2 * par.PIECES and set(names) == {threading.current_thread().name}
+    assert took < 2, took  # not the 5 s the worker was held for
 
 
 def test_a_worker_error_reaches_the_caller_and_the_pool_still_works(split_everything, waits):
@@ -83,19 +104,6 @@ def test_relu_split_over_threads_matches_reference(shape, split_everything):
     check_act("relu", x)
 
 
-def test_scratch_reuses_memory_but_does_not_keep_huge_buffers(monkeypatch):
-    from convnetpy.backend import memory as ws
-
-    a = ws.scratch("test.role", (10, 10), np.float32)
-    b = ws.scratch("test.role", (5, 4), np.float32)
-    assert np.shares_memory(a, b) and b.shape == (5, 4)
-    monkeypatch.setattr(ws, "KEEP_BYTES", 1000)
-    big = ws.scratch("test.role", (100, 100), np.float32)
-    again = ws.scratch("test.role", (100, 100), np.float32)
-    assert big.shape == (100, 100) and not np.shares_memory(big, again)
-    assert np.shares_memory(ws.scratch("test.role", (10, 10), np.float32), a)
-
-
 def test_a_ctrl_c_while_waiting_still_waits_for_every_part(split_everything, waits):
     # the interrupt arrives while the caller waits for the worker's part (asleep in the
     # queue, or spinning): it is raised only once that part is done, so nothing runs on
@@ -107,7 +115,9 @@ def test_a_ctrl_c_while_waiting_still_waits_for_every_part(split_everything, wai
     finished = []
 
     def fn(lo, hi):
-        if lo > 0:
+        if lo == 0:  # the caller's piece: long enough for the worker to take its own
+            time.sleep(0.05)
+        else:
             time.sleep(0.5)
             finished.append(lo)
 

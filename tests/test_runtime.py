@@ -96,9 +96,9 @@ def test_a_conv_backward_runs_on_the_path_its_forward_ran_on():
 
 
 def test_recycled_outputs_come_back_only_when_nothing_uses_them():
-    from convnetpy.backend.memory import _Recycler
+    from convnetpy.backend.memory import _Pool
 
-    rec = _Recycler(cap=64 << 20)
+    rec = _Pool(cap=64 << 20)
     a = rec.empty((512, 1024), np.float32)  # 2 MiB
     a[...] = 1.0
     addr = a.ctypes.data
@@ -111,18 +111,30 @@ def test_recycled_outputs_come_back_only_when_nothing_uses_them():
     c = rec.empty((1024, 512), np.float32)  # same size, other shape: recycled
     assert c.ctypes.data == addr and c.flags.writeable and c.flags.c_contiguous
     del c
+    d = rec.empty((500, 1000), np.float32)  # a little smaller, the same size class
+    assert d.ctypes.data == addr
+    del d
     assert rec.clear() == 2 << 20 and rec.clear() == 0
     small = rec.empty((10,), np.float64)  # under MIN_BYTES: plain NumPy memory
     assert small.flags.owndata
 
 
 def test_recycling_stops_at_the_cap():
-    from convnetpy.backend.memory import _Recycler
+    from convnetpy.backend.memory import _Pool
 
-    rec = _Recycler(cap=3 << 20)
+    rec = _Pool(cap=3 << 20)
     arrays = [rec.empty((1 << 20,), np.uint8) for _ in range(5)]  # 5 MiB in use
     del arrays
     assert rec.clear() == 3 << 20  # only 3 MiB were kept for reuse
+
+
+def test_size_classes_round_up_by_at_most_a_quarter():
+    from convnetpy.backend.memory import size_class
+
+    for n in list(range(1, 5000)) + [(1 << 20) + 1, 3 << 20, (5 << 20) - 7]:
+        c = size_class(n)
+        assert n <= c <= max(n + 4, n * 5 // 4 + 1), n
+        assert size_class(c) == c  # a class is its own class
 
 
 def test_kernel_outputs_are_recycled_between_steps():
@@ -159,10 +171,10 @@ def test_without_numba_the_kernels_run_their_numpy_code():
 
 
 def test_a_recycled_gradient_is_taken_as_grad_without_a_copy_but_its_views_are_copied():
-    from convnetpy.backend.memory import fresh
+    from convnetpy.backend.memory import empty
     from convnetpy.tensor import _whole
 
-    g = fresh((512, 1024), np.float32)
+    g = empty((512, 1024), np.float32)
     assert _whole(g)
     assert not any(_whole(v) for v in (g[1:], g.reshape(-1), g.T))
     x = cp.tensor(np.ones((2, 1024, 1024), np.float32), requires_grad=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import activation as reference
-from .memory import fresh
+from .memory import empty
 from .select import compiled as loops
 from .threads import parallel_for
 
@@ -29,14 +29,14 @@ def _flat_loop(name: str, *arrays, value=None) -> bool:
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = fresh(x.shape, np.result_type(x, 0))
+    out = empty(x.shape, np.result_type(x, 0))
     if not _flat_loop("relu_forward", x, out):
         return reference.relu_forward(x)
     return out, out
 
 
 def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
-    dx = fresh(out.shape, np.result_type(dout, out))
+    dx = empty(out.shape, np.result_type(dout, out))
     dout = np.broadcast_to(dout, out.shape)
     if dout.dtype == dx.dtype and not any(dout.strides) and dout.size:
         # one value broadcast (the gradient of a sum): no array of it is made

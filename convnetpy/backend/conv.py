@@ -2,7 +2,7 @@
 
 The input is copied once into a zero-padded, channel-major buffer; the batch is then taken in
 chunks whose im2col columns fit in the CPU cache, each unfolded with one copy per kernel
-offset into a reused scratch buffer and multiplied by the weights in a single GEMM. With
+offset into a recycled buffer (memory.py) and multiplied by the weights in a single GEMM. With
 stride 1 the columns cover whole padded rows, so every copy moves long contiguous runs; the
 few extra outputs per row are dropped. The backward pass unfolds again instead of keeping
 the columns (memory), and folds the column gradient back (col2im) with one strided add per
@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.conv import conv2d_output_shape
-from .memory import fresh, scratch
+from .memory import empty
 from .select import gemm, loops
 from .threads import parallel_for
 
@@ -90,10 +90,10 @@ class _Geometry:
         return (self.kh, self.kw, self.sh, self.sw) == (1, 1, 1, 1) and not (
             self.pt or self.pb or self.pl or self.pr)
 
-    def padded(self, role: str, dtype) -> np.ndarray:
+    def padded(self, dtype) -> np.ndarray:
         """Flat scratch for the padded batch, channel-major (see ``grid``), plus a tail of
         ``self.tail`` elements that lets ``offset_view`` reshape a shifted slice."""
-        return scratch(role, (self.c * self.n * (self.hp + 1) * self.wp + self.tail,), dtype)
+        return empty((self.c * self.n * (self.hp + 1) * self.wp + self.tail,), dtype)
 
     def grid(self, flat: np.ndarray, off: int = 0) -> np.ndarray:
         """(C, N, HP + 1, WP) view of ``flat`` starting ``off`` elements in. The extra row
@@ -130,14 +130,14 @@ class _Geometry:
         plane in cache as it goes), else the padded grid filled from ``x``."""
         if self.lp:
             return np.ascontiguousarray(x)
-        flat = self.padded("conv.pad", x.dtype)
+        flat = self.padded(x.dtype)
         self.fill(flat, x)
         return flat
 
     def im2col(self, src: np.ndarray, n0: int, n1: int) -> np.ndarray:
         """Scratch columns (G, Cg*KH*KW, nc*OH*OWX) of images n0..n1 of ``source(x)``."""
         shape = (self.c, self.kh, self.kw, n1 - n0, self.oh, self.owx)
-        cols = scratch("conv.cols", shape, src.dtype)
+        cols = empty(shape, src.dtype)
         if self.lp:
             self.lp.conv_im2col(src, n0, n1, *self.loop_args, cols.reshape(-1))
         else:
@@ -192,7 +192,7 @@ def conv2d_forward(
     """Convolve ``x`` with ``w`` (zero padding given per side); returns (out, cache).
 
     The batch is processed in chunks whose columns take about CHUNK_BYTES, so the columns
-    live in the CPU cache and in one reused scratch buffer: per chunk, the input is copied
+    live in the CPU cache and in recycled buffers: per chunk, the input is copied
     channel-major into a padded buffer, unfolded with one copy per kernel offset into
     (C*KH*KW, nc*OH*OWX), multiplied by W (C_out, C*KH*KW) in a single GEMM, and cropped
     (plus bias) into the NCHW output. Nothing but the input is kept for the backward pass,
@@ -208,7 +208,7 @@ def conv2d_forward(
         # (G, Og, Cg) @ (N, G, Cg, H*W) -> (N, G, Og, H*W), already NCHW
         src = np.ascontiguousarray(x)
         cols = src.reshape(n, groups, geo.cg, oh * ow)
-        out = fresh((n, o, oh, ow), np.result_type(w, x))
+        out = empty((n, o, oh, ow), np.result_type(w, x))
         wg, y = w.reshape(groups, geo.og, geo.cg), out.reshape(n, groups, geo.og, oh * ow)
 
         if geo.gm and out.dtype == np.float32:  # one compiled call a part
@@ -221,7 +221,7 @@ def conv2d_forward(
             if b is not None:
                 out += b.reshape(1, o, 1, 1)
         return out, cache
-    out = fresh((n, o, oh, ow), x.dtype)
+    out = empty((n, o, oh, ow), x.dtype)
     wg = w.reshape(groups, geo.og, geo.k)
     src = geo.source(x)
     if geo.gm:  # each part is one compiled call: the threads meet at the GIL only to start
@@ -232,8 +232,8 @@ def conv2d_forward(
             m = min(geo.chunk, hi - lo) * oh * ow
             _parts().conv_forward_part(
                 *geo.gm.args, src, wc, bias, lo, hi, geo.chunk, *geo.loop_args,
-                scratch("conv.cols", (geo.c * geo.kh * geo.kw * m,), np.float32),
-                scratch("conv.out", (o * m,), np.float32), out)
+                empty((geo.c * geo.kh * geo.kw * m,), np.float32),
+                empty((o * m,), np.float32), out)
 
         geo.split(compiled)
         return out, cache
@@ -241,7 +241,7 @@ def conv2d_forward(
     def part(lo: int, hi: int) -> None:
         for n0, n1 in geo.chunks(lo, hi):
             cols = geo.im2col(src, n0, n1)  # (G, Cg*KH*KW, nc*OH*OWX)
-            y = scratch("conv.out", (groups, geo.og, cols.shape[2]), x.dtype)
+            y = empty((groups, geo.og, cols.shape[2]), x.dtype)
             np.matmul(wg, cols, out=y)  # (G, Og, Cg*KH*KW) @ (G, Cg*KH*KW, nc*OH*OWX)
             y = y.reshape(o, -1)
             if b is not None:  # along whole rows: a broadcast add into the crop is 2x slower
@@ -277,25 +277,25 @@ def conv2d_backward(
         wt = np.ascontiguousarray(w.reshape(g, og, geo.cg).transpose(0, 2, 1))
         if geo.gm and dout.dtype == x.dtype == w.dtype == np.float32:  # a compiled call a part
             src, none = np.ascontiguousarray(x), np.empty(0, np.float32)
-            dx = fresh(x.shape, np.float32) if need[0] else none.reshape(0, 0, 0, 0)
+            dx = empty(x.shape, np.float32) if need[0] else none.reshape(0, 0, 0, 0)
             dws = {}
 
             def images(lo: int, hi: int) -> None:
                 dwp = dws[lo] = np.zeros(g * og * geo.cg, np.float32) if need[1] else none
                 _parts().pointwise_backward_part(
                     *geo.gm.args, src, dout, wt, lo, hi, need[0], need[1],
-                    scratch("conv.dout", (o * oh * ow,), np.float32), dwp, dx)
+                    empty((o * oh * ow,), np.float32), dwp, dx)
 
             geo.split(images)
             dw = _sum_parts(dws).reshape(w.shape) if need[1] else None
             return (dx if need[0] else None), dw, db
         d = dout
         if not dout.flags.c_contiguous:  # a broadcast gradient (of a sum), say
-            d = fresh(dout.shape, dout.dtype)
+            d = empty(dout.shape, dout.dtype)
             d[...] = dout
         d = d.reshape(n, g, og, oh * ow)
         cols = np.ascontiguousarray(x).reshape(n, g, geo.cg, oh * ow) if need[1] else None
-        dx = fresh(x.shape, np.result_type(w, d)) if need[0] else None
+        dx = empty(x.shape, np.result_type(w, d)) if need[0] else None
         dw = None
         if need[1]:  # per image (G, Og, HW) @ (G, HW, Cg), summed over the batch
             dw = np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
@@ -306,7 +306,7 @@ def conv2d_backward(
     if geo.gm:  # each part is one compiled call, as in the forward pass (W^T: (G, K, Og))
         wtc = np.ascontiguousarray(wg.transpose(0, 2, 1), np.float32)
         src, none = geo.source(x), np.empty(0, np.float32)
-        dx = fresh(x.shape, np.float32) if need[0] else none.reshape(0, 0, 0, 0)
+        dx = empty(x.shape, np.float32) if need[0] else none.reshape(0, 0, 0, 0)
         dws, dbs = {}, {}  # by part: the bias gradient is summed there too (float64)
 
         def compiled(lo: int, hi: int) -> None:
@@ -316,8 +316,8 @@ def conv2d_backward(
             _parts().conv_backward_part(
                 *geo.gm.args, src, dout, wtc, lo, hi, geo.chunk, *geo.loop_args, need[0],
                 need[1],
-                scratch("conv.cols", (g * k * m,), np.float32),
-                scratch("conv.dout", (o * m,), np.float32), dwp, dbp, dx)
+                empty((g * k * m,), np.float32),
+                empty((o * m,), np.float32), dwp, dbp, dx)
 
         geo.split(compiled)
         dw = _sum_parts(dws).reshape(w.shape) if need[1] else None
@@ -327,13 +327,13 @@ def conv2d_backward(
     # can leave BLAS for a loop ~10x slower (seen: 37 ms instead of 4 on 16x72)
     wt = np.ascontiguousarray(wg.transpose(0, 2, 1)) if need[0] else None
     # dout in the columns' layout (C_out, N, OH, OWX); the dropped outputs get no gradient
-    dfull = scratch("conv.dout", (o, n, oh, geo.owx), dout.dtype)
+    dfull = empty((o, n, oh, geo.owx), dout.dtype)
     src = geo.source(x) if need[1] else None
     dx = dflat = None
     if need[0] and geo.lp:  # each chunk's images are written whole by the compiled col2im
-        dx = fresh(x.shape, dout.dtype)
+        dx = empty(x.shape, dout.dtype)
     elif need[0]:
-        dflat = geo.padded("conv.dpad", dout.dtype)
+        dflat = geo.padded(dout.dtype)
         dflat[...] = 0
     dws = {}  # weight gradient of each part, by its first image
 
@@ -346,13 +346,13 @@ def conv2d_backward(
             if need[1]:
                 cols = geo.im2col(src, n0, n1)
                 if g == 1:  # 2-D GEMMs take the transposed operand inside BLAS; as
-                    # (cols @ d^T)^T the long inner dimension suits OpenBLAS better (seen:
-                    # ResNet-20 training +4%, in-process A/B twice)
+                    # (cols @ d^T)^T the long inner dimension suits OpenBLAS better
                     dw[0] += (cols[0] @ d[0].T).T
                 else:
                     dw += np.matmul(d, cols.transpose(0, 2, 1))
-            if need[0]:  # the columns are used up: their scratch takes dcols
-                dcols = scratch("conv.cols", (g, k, d.shape[2]), dout.dtype)
+            if need[0]:  # the columns are used up: their buffer goes back for dcols
+                cols = None
+                dcols = empty((g, k, d.shape[2]), dout.dtype)
                 np.matmul(wt, d, out=dcols)
                 if geo.lp:
                     geo.lp.conv_col2im(dcols.reshape(-1), n0, n1 - n0, *geo.loop_args, dx)

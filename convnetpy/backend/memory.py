@@ -1,18 +1,21 @@
-"""Scratch buffers reused from call to call, one set per thread.
+"""Large arrays in memory recycled from call to call: the kernels' outputs (activations,
+gradients) and their temporaries (im2col columns, padded copies) alike.
 
-A kernel that needs a temporary (the im2col columns of one chunk, say) asks for it by role;
-the same memory comes back next time, so large temporaries cost neither an allocation nor
-the page faults of fresh memory. The contents are whatever the last user left: callers
-overwrite or zero what they read. A buffer only grows, up to KEEP_BYTES: a larger request
-gets fresh memory that is not kept, so a big model run once does not pin its temporaries.
+A training step allocates the same large arrays every time and frees them all at its end;
+glibc hands such blocks back to the kernel, and the next step faults every page in again
+(a page fault per 4 KiB, a large share of a step). ``empty`` gives an array backed by a
+buffer of its own; when the last array or view using that buffer is gone, the buffer goes
+to a free list by size class, up to ``cap`` bytes, and the next request of that class gets
+it back. Sizes are rounded up to a class (four per doubling, so at most a quarter is
+spare) so that temporaries of slightly different sizes share buffers. Arrays under
+MIN_BYTES come from NumPy as usual. Contents are whatever the last user left: callers
+overwrite or zero what they read.
 
-``fresh`` is for the large arrays a kernel returns (activations, gradients): their memory
-comes back to a free list when the last array using it is gone (see _Recycler).
-
->>> a = scratch("demo", (2, 3), np.float32)
->>> b = scratch("demo", (3, 2), np.float32)
->>> a.shape, b.shape, np.shares_memory(a, b)
-((2, 3), (3, 2), True)
+>>> a = empty((1024, 1024), np.float32)
+>>> address = a.ctypes.data
+>>> del a
+>>> empty((1000, 1024), np.float32).ctypes.data == address  # the same class: reused
+True
 """
 
 from __future__ import annotations
@@ -24,41 +27,16 @@ import weakref
 
 import numpy as np
 
-_local = threading.local()
-KEEP_BYTES = 64 << 20  # the largest buffer kept per role and thread
+
+def size_class(nbytes: int) -> int:
+    """``nbytes`` rounded up to one of four sizes per power of two."""
+    if nbytes <= 4:
+        return nbytes
+    step = 1 << max(0, nbytes.bit_length() - 3)  # a quarter of the power of two below
+    return -(-nbytes // step) * step
 
 
-def scratch(role: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A C-contiguous array of ``shape`` and ``dtype`` backed by this thread's buffer for
-    ``role``; valid until the next request for the same role in this thread."""
-    dtype = np.dtype(dtype)
-    size = 1
-    for s in shape:
-        size *= int(s)
-    if size * dtype.itemsize > KEEP_BYTES:
-        return np.empty(shape, dtype=dtype)
-    pool = getattr(_local, "pool", None)
-    if pool is None:
-        pool = _local.pool = {}
-    key = (role, dtype)
-    buf = pool.get(key)
-    if buf is None or buf.size < size:
-        buf = pool[key] = np.empty(max(size, 1), dtype=dtype)
-    return buf[:size].reshape(shape)
-
-
-
-class _Recycler:
-    """Large kernel outputs (activations, gradients) in memory recycled from step to step.
-
-    A training step allocates the same large arrays every time and frees them all at its
-    end; glibc hands such blocks back to the kernel and the next step faults every page in
-    again (seen: ~19,000 faults and ~50 ms of system time per ResNet-20 step at batch 128).
-    ``empty`` gives an array backed by a buffer of its own; when the last array or view using
-    that buffer is gone, the buffer goes to a free list by size, up to ``cap`` bytes, and
-    the next request of the same size gets it back. ``runtime.keep_freed_memory()`` does the
-    same for the whole process; this only for convnetpy's own large outputs."""
-
+class _Pool:
     MIN_BYTES = 1 << 20  # smaller arrays come from NumPy as usual
 
     def __init__(self, cap: int = 1 << 30) -> None:
@@ -83,17 +61,17 @@ class _Recycler:
             nbytes *= s
         if nbytes < self.MIN_BYTES or self.cap <= 0:
             return np.empty(shape, dtype=dtype)
+        size = size_class(nbytes)
         with self._lock:
-            stack = self._free.get(nbytes)
+            stack = self._free.get(size)
             buf = stack.pop() if stack else None
             if buf is not None:
-                self._free_bytes -= nbytes
+                self._free_bytes -= size
         if buf is None:
-            buf = np.empty(nbytes, dtype=np.uint8)
+            buf = np.empty(size, dtype=np.uint8)
         # the lease exports the buffer to NumPy: arrays and views made from it keep the lease
         # (their .base) alive, and when it dies the buffer is free again
-        lease = (ctypes.c_char * nbytes).from_buffer(buf)
-        lease.convnetpy_recycled = True
+        lease = (ctypes.c_char * size).from_buffer(buf)
         weakref.finalize(lease, self._give_back, buf).atexit = False
         return np.ndarray(shape, dtype=dtype, buffer=lease)  # its .base is the lease
 
@@ -104,17 +82,11 @@ class _Recycler:
         return dropped
 
 
-recycler = _Recycler()
+pool = _Pool()
 if hasattr(os, "register_at_fork"):  # a forked child starts with an unheld lock
-    os.register_at_fork(after_in_child=lambda: setattr(recycler, "_lock", threading.RLock()))
+    os.register_at_fork(after_in_child=lambda: setattr(pool, "_lock", threading.RLock()))
 
 
-def owns_memory(a: np.ndarray) -> bool:
-    """Whether ``a`` holds its memory alone as far as convnetpy knows: it owns its data, or
-    it is the array ``fresh`` made (views of it have that array, not the lease, as base)."""
-    return a.flags.owndata or getattr(a.base, "convnetpy_recycled", False)
-
-
-def fresh(shape, dtype) -> np.ndarray:
-    """An uninitialised array like ``np.empty`` whose memory is recycled (see _Recycler)."""
-    return recycler.empty(shape, dtype)
+def empty(shape, dtype) -> np.ndarray:
+    """An uninitialised array like ``np.empty`` whose memory is recycled (see _Pool)."""
+    return pool.empty(shape, dtype)

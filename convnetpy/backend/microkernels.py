@@ -93,8 +93,7 @@ def _constant_intrinsic(field: str):
     return intrinsic(typer)
 
 
-_lanes, _mr, _nr = _constant_intrinsic("lanes"), _constant_intrinsic("mr"), _constant_intrinsic("nr")
-_ta, _tb = _constant_intrinsic("ta"), _constant_intrinsic("tb")
+_lanes, _mr, _nr, _ta, _tb = (_constant_intrinsic(f) for f in ("lanes", "mr", "nr", "ta", "tb"))
 
 
 def _vector(lanes):

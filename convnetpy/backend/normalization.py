@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import normalization as reference
-from .memory import fresh
+from .memory import empty
 from .select import compiled as loops
 from .threads import row_sum, rows
 
@@ -49,7 +49,7 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
     scale = np.ascontiguousarray(inv_std if gamma is None else gamma * inv_std, x.dtype)
     shift = np.zeros(c, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
-    out = fresh(x.shape, x.dtype)
+    out = empty(x.shape, x.dtype)
     o3 = out.reshape(n, c, -1)
     rows(lambda p: lp.channel_affine(x3[p], m, scale, shift, o3[p]), x3)  # (x-mean)*k+beta
     return out, ("compiled", (x3, m, inv_std, gamma, training, beta is not None))
@@ -81,7 +81,7 @@ def batch_norm_backward(dout, cache, need=(True, True, True)):
         if not training:  # evaluation: dx = k * dy
             a, b = np.zeros(c), np.zeros(c)
         coef = [np.ascontiguousarray(v, d3.dtype) for v in (k, a, b)]
-        dx = fresh(dout.shape, d3.dtype)
+        dx = empty(dout.shape, d3.dtype)
         dx3 = dx.reshape(n, c, -1)
         rows(lambda p: lp.channel_grad(d3[p], x3[p], mean, *coef, dx3[p]), d3)
     return dx, dgamma, dbeta

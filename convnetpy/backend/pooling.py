@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import pooling as reference
-from .memory import fresh
+from .memory import empty
 from .select import compiled as loops
 from .threads import parallel_for
 
@@ -24,7 +24,7 @@ def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     # window, so each window is written whole and nothing needs zeroing first
     tiles = all(stride[a] == span[a] == kernel[a] and (out.shape[2 + a] - 1) * stride[a]
                 + span[a] == xp.shape[2 + a] for a in range(2))
-    dxp = fresh(xp.shape, dout.dtype)
+    dxp = empty(xp.shape, dout.dtype)
     planes = xp.shape[0] * xp.shape[1]
     xc, oc = np.ascontiguousarray(xp), np.ascontiguousarray(out)  # views of x: a copy
     lp = loops()

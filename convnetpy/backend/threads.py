@@ -1,19 +1,26 @@
-"""Splitting NumPy work over the CPU's cores.
+"""Splitting work over the CPU's cores.
 
 NumPy runs copies and element-wise operations on one core, releasing the GIL while it does;
-BLAS already uses every core for the GEMMs. ``parallel_for(fn, n)`` calls ``fn(lo, hi)`` on
-``THREADS`` parts of ``range(n)`` at once: the calling thread takes the first part, persistent
-worker threads the others. Work that is small, a call from inside a part, or a call while
-another thread is using the workers runs inline instead, so results never depend on it:
-every part writes its own slice.
+the compiled kernels release it too. ``parallel_for(fn, n)`` calls ``fn(lo, hi)`` over
+pieces of ``range(n)`` that together cover it once, on up to ``THREADS`` threads: the
+calling thread and persistent workers. Work that is small, a call from inside a piece, or
+a call while another thread is using the workers runs inline instead, on the same pieces,
+so results never depend on it: every piece writes its own slice, and what is summed over
+pieces is added in piece order by the caller.
 
-Between parts the threads do not sleep at once: with the compiled loops a worker spins
-(without the GIL) on its counter of posted parts for up to SPIN_SECONDS, and the caller on
-the worker's counter of finished parts, as OpenMP's threads do; the queues stay the one
-record of what was posted and done, the counters only end a spin early.
+The pieces are handed out as the threads ask for them (PIECES per thread; each thread's
+first piece is kept for it until the others have run out), so a thread that the OS has
+put aside while another process uses its core delays the call by one piece at most, not
+by its whole share: on a busy machine the threads do not turn into a convoy.
+
+Between calls the threads do not sleep at once: with the compiled loops a worker spins
+(without the GIL) on its counter of posted calls for up to SPIN_SECONDS, and the caller on
+the count of finished pieces, as OpenMP's threads do, then they block (a queue, an event).
+The spin is short, so an idle or busy machine loses little to it; OMP_WAIT_POLICY=passive
+turns it off.
 
 The thread count is CONVNETPY_NUM_THREADS, else OMP_NUM_THREADS, else the cores this
-process may run on (at most 8). ``set_num_threads`` changes it at run time.
+process may run on (``os.sched_getaffinity``). ``set_num_threads`` changes it at run time.
 
 >>> import numpy as np
 >>> x = np.arange(8.0)
@@ -35,58 +42,59 @@ import numpy as np
 from .select import loops
 
 
-def _default_threads() -> int:
+def _default_threads() -> tuple[int, str]:
+    """The thread count and where it came from."""
     for var in ("CONVNETPY_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "").strip()
         if value.isdigit() and int(value) > 0:
-            return int(value)
+            return int(value), var
     try:
-        cores = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0))), "the cores this process may use"
     except (AttributeError, OSError):  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+        return os.cpu_count() or 1, "os.cpu_count()"
 
 
-THREADS = _default_threads()
+THREADS, THREADS_FROM = _default_threads()
+PIECES = 4  # pieces per thread: a thread held up by the OS leaves the others 1/PIECES late
 MIN_ITEMS = 1 << 17  # below this many elements a split costs more than it saves
-# after its part a worker watches for the next one this long before it sleeps (so does a
-# caller waiting for a worker's part); OMP_WAIT_POLICY=passive, as for OpenMP: not at all
-SPIN_SECONDS = 0.0 if os.environ.get("OMP_WAIT_POLICY", "").lower() == "passive" else 1e-3
-# a worker that sees a part posted waits this much longer before it takes the GIL: the
-# caller still holds it (~1-3 us more, until its own part enters compiled code), and a
-# thread that blocks on the GIL sleeps, to be woken ~15-20 us later
+# after a call a worker watches for the next one this long before it sleeps (so does a
+# caller waiting for the pieces of others); OMP_WAIT_POLICY=passive, as for OpenMP: not at
+# all. Short: a spinning thread takes the core from any other process that wants it.
+SPIN_SECONDS = 0.0 if os.environ.get("OMP_WAIT_POLICY", "").lower() == "passive" else 2e-4
+# a worker that sees a call posted waits this much longer before it takes the GIL: the
+# caller still holds it until its own piece enters compiled code, and a thread that blocks
+# on the GIL sleeps, to be woken far later
 GRACE_SECONDS = 4e-6
 
 _lock = threading.Lock()  # held by the one caller using the workers
 _local = threading.local()
-# per worker: its inbox, and int64 [tasks posted, parts reported] that the spins watch
+# per worker: its inbox, and int64 [calls posted] that its spin watches
 _workers: list[tuple[SimpleQueue, np.ndarray]] = []
-_done: SimpleQueue = SimpleQueue()
 _hints: tuple[int, int] | None = None  # SPIN_SECONDS, GRACE_SECONDS in spin hints (measured)
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads (1 = everything inline) for NumPy work from now on."""
-    global THREADS
-    if not isinstance(n, int) or n < 1:
+    """Use ``n`` threads (1 = everything inline) for the kernels' work from now on."""
+    global THREADS, THREADS_FROM
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads expects a positive int, got {n!r}")
-    THREADS = n
+    THREADS, THREADS_FROM = n, "set_num_threads"
 
 
 def get_num_threads() -> int:
+    """The threads the kernels split their work over."""
     return THREADS
 
 
 def _spin():
-    """``wait(flags, i, value, bump=-1, grace=False)``: spin without the GIL while flags[i]
-    == value, for at most SPIN_SECONDS (and GRACE_SECONDS more after a change, with
-    ``grace``), after adding one to flags[bump] when bump >= 0; None without the compiled
-    loops or with SPIN_SECONDS 0 (then every wait sleeps at once in its queue).
+    """``wait(flags, i, value, grace=False)``: spin without the GIL while flags[i] ==
+    value, for at most SPIN_SECONDS (and GRACE_SECONDS more after a change, with
+    ``grace``); returns the last value read. None without the compiled loops or with
+    SPIN_SECONDS 0 (then every wait blocks at once).
 
-    Why: a thread that sleeps takes ~20 us to wake on these machines (virtual CPUs that
-    halt when idle): a fork and join of nothing took ~50 us, ~10 us with the spins, and a
-    ReLU pass over 8 MB takes ~100 us. A worker that watches its counter for a moment after
-    each part starts the next at once, as OpenMP's threads do."""
+    Why: a thread that blocks takes tens of microseconds to wake on virtual CPUs that halt
+    when idle, and a pass over a few MB takes about a hundred: a worker that watches its
+    counter for a moment after each call starts the next at once, as OpenMP's threads do."""
     lp = loops() if SPIN_SECONDS > 0 else None
     if lp is None:
         return None
@@ -99,98 +107,145 @@ def _spin():
         per = max(time.perf_counter() - t0, 1e-9) / n
         _hints = max(1, int(SPIN_SECONDS / per)), int(GRACE_SECONDS / per)
     tries, after = _hints
-    return lambda flags, i, value, bump=-1, grace=False: lp.spin_while(
-        flags, i, value, tries, bump, after if grace else 0)
+    return lambda flags, i, value, grace=False: lp.spin_while(
+        flags, i, value, tries, -1, after if grace else 0)
 
 
-def _work(inbox: SimpleQueue, flags: np.ndarray) -> None:
+class _Call:
+    """One parallel_for call: its pieces, who has claimed which, and how many are done.
+    Thread t's first piece is piece t, kept for it until the shared ones are gone; a worker
+    that comes late finds nothing left and goes back to waiting."""
+
+    def __init__(self, fn, bounds: list[int], threads: int) -> None:
+        self.fn, self.bounds, self.threads = fn, bounds, threads
+        self.pieces = len(bounds) - 1
+        self.claimed = bytearray(self.pieces)
+        self.next_shared = threads  # pieces from here on go to whoever asks first
+        self.lock = threading.Lock()
+        self.done = np.zeros(1, np.int64)  # pieces finished: the caller's spin watches it
+        self.finished = threading.Event()
+        self.errors: dict[int, BaseException] = {}
+
+    def _claim(self, own: int) -> int:
+        with self.lock:
+            if own < self.pieces and not self.claimed[own]:
+                self.claimed[own] = 1
+                return own
+            while self.next_shared < self.pieces and self.claimed[self.next_shared]:
+                self.next_shared += 1
+            if self.next_shared < self.pieces:
+                self.claimed[self.next_shared] = 1
+                return self.next_shared
+            for i in range(min(self.threads, self.pieces)):  # others' first pieces, unstarted
+                if not self.claimed[i]:
+                    self.claimed[i] = 1
+                    return i
+            return -1
+
+    def run(self, thread: int) -> None:
+        """Run pieces (thread's own first) until none is left unclaimed."""
+        fn, b = self.fn, self.bounds
+        while (i := self._claim(thread)) >= 0:
+            try:
+                fn(b[i], b[i + 1])
+            except BaseException as err:  # handed to the caller, which re-raises it
+                self.errors[i] = err
+            with self.lock:
+                self.done[0] += 1
+                if self.done[0] == self.pieces:
+                    self.finished.set()
+        self.fn = fn = None  # a late worker must not keep the call's arrays alive
+
+
+def _work(index: int, inbox: SimpleQueue, flags: np.ndarray) -> None:
     _local.inside = True
-    seen, report = 0, False
+    seen = 0
     while True:
         wait = _spin()
-        if wait is not None:  # returns early when a task is posted: then get() has it
-            wait(flags, 0, seen, 1 if report else -1, grace=True)
-        elif report:
-            flags[1] += 1
-        fn, lo, hi = inbox.get()
+        if wait is not None:  # returns early when a call is posted: then get() has it
+            wait(flags, 0, seen, grace=True)
+        call = inbox.get()
         seen = int(flags[0])
-        try:
-            fn(lo, hi)
-            result = None
-        except BaseException as err:  # handed to the caller, which re-raises it
-            result = err
-        # drop the task before reporting: while waiting for the next one, this thread must
-        # not keep its arrays (and their recycled memory, see _workspace) alive
-        fn = None
-        _done.put(result)
-        report = True  # flags[1] += 1, only by this thread, once the GIL is let go
+        call.run(index)
+        call = None  # while waiting for the next one, keep no arrays alive
 
 
 def _forget_workers() -> None:  # a forked child has no worker threads
-    global _lock, _done
+    global _lock
     _workers.clear()
-    _lock, _done = threading.Lock(), SimpleQueue()
+    _lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_workers)
 
 
-def _parts(n: int, items_per_index: int) -> int:
+def _threads(n: int, items_per_index: int) -> int:
     return max(1, min(THREADS, n)) if n * items_per_index >= MIN_ITEMS else 1
 
 
+def _bounds(n: int, threads: int) -> list[int]:
+    pieces = min(n, threads * PIECES) if threads > 1 else 1
+    return [n * i // pieces for i in range(pieces + 1)]
+
+
+def _wait(call: _Call) -> list[BaseException]:
+    """Wait until every piece of ``call`` is done, through Ctrl-C too (a piece left running
+    would write into arrays the caller has moved on from); the interrupts, to raise after."""
+    stops = []
+    wait = None
+    try:
+        wait = _spin()
+        seen = int(call.done[0])
+        while wait is not None and seen != call.pieces:
+            now = wait(call.done, 0, seen)
+            if now == seen:  # the spin ran out: block
+                break
+            seen = now
+    except KeyboardInterrupt as stop:
+        stops.append(stop)
+    while True:
+        try:
+            call.finished.wait()
+            return stops
+        except KeyboardInterrupt as stop:
+            stops.append(stop)
+
+
 def parallel_for(fn, n: int, items_per_index: int = 1) -> None:
-    """Call ``fn(lo, hi)`` over parts of ``range(n)`` that together cover it once.
+    """Call ``fn(lo, hi)`` over pieces of ``range(n)`` that together cover it once.
 
     ``items_per_index`` (elements touched per index) decides whether splitting pays."""
-    parts = _parts(n, items_per_index)
-    bounds = [n * i // parts for i in range(parts + 1)]
-    if parts < 2 or getattr(_local, "inside", False) or not _lock.acquire(blocking=False):
-        for i in range(parts):  # the same parts in turn: results do not depend on this
+    threads = _threads(n, items_per_index)
+    bounds = _bounds(n, threads)
+    if threads < 2 or getattr(_local, "inside", False) or not _lock.acquire(blocking=False):
+        for i in range(len(bounds) - 1):  # the same pieces in turn: the same results
             fn(bounds[i], bounds[i + 1])
         return
     try:
-        while len(_workers) < parts - 1:
-            worker = (SimpleQueue(), np.zeros(2, np.int64))
-            threading.Thread(target=_work, args=worker, daemon=True,
+        while len(_workers) < threads - 1:
+            worker = (SimpleQueue(), np.zeros(1, np.int64))
+            threading.Thread(target=_work, args=(len(_workers) + 1,) + worker, daemon=True,
                              name=f"convnetpy-{len(_workers)}").start()
             _workers.append(worker)
-        used = _workers[:parts - 1]
-        reported = [int(flags[1]) for _, flags in used]
-        for i, (inbox, flags) in enumerate(used, 1):
-            inbox.put((fn, bounds[i], bounds[i + 1]))
+        call = _Call(fn, bounds, threads)
+        if call.pieces == 0:
+            return
+        for inbox, flags in _workers[:threads - 1]:
+            inbox.put(call)
             flags[0] += 1  # only this thread (holding _lock) writes it
-        errors = []
         _local.inside = True
         try:
-            fn(bounds[0], bounds[1])
-        except BaseException as err:
-            errors.append(err)
+            call.run(0)
+        except KeyboardInterrupt as stop:  # between pieces: the others still finish
+            call.errors[-1] = stop
         finally:
             _local.inside = False
-            # every part is waited for, even through a Ctrl-C: a worker left running would
-            # write into arrays the caller has moved on from, and its late report would
-            # answer the next call (the interrupt is raised once all are done)
-            try:
-                wait = _spin()
-                if wait is not None:  # a part reported is then in _done at once
-                    for (_, flags), seen in zip(used, reported):
-                        wait(flags, 1, seen)
-            except KeyboardInterrupt as stop:
-                errors.insert(0, stop)
-            waiting = parts - 1
-            while waiting:
-                try:
-                    err = _done.get()
-                except KeyboardInterrupt as stop:
-                    errors.insert(0, stop)
-                    continue
-                waiting -= 1
-                if err is not None:
-                    errors.append(err)
-        if errors:
-            raise errors[0]
+            stops = _wait(call)
+        errors = stops + [call.errors[i] for i in sorted(call.errors)]
+        interrupts = [e for e in errors if isinstance(e, KeyboardInterrupt)]
+        if interrupts or errors:
+            raise (interrupts or errors)[0]
     finally:
         _lock.release()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = np.maximum(x, np.zeros((), np.result_type(x, 0)))  # NaN stays NaN, as in PyTorch
     return out, out
