@@ -9,13 +9,10 @@
 
 from __future__ import annotations
 
-import os as _os
-
 import numpy as _np
 
 from . import functional  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .backend import cpu as _cpu
 from .backend.threads import get_num_threads, set_num_threads
 from .kernels._shape import ShapeError
 from .random import get_rng_state, manual_seed, set_rng_state
@@ -28,9 +25,6 @@ float64 = _np.float64
 int64 = _np.int64
 
 F = functional
-
-if _os.environ.get("CONVNETPY_CPU"):  # a path this CPU cannot run is an error at start-up
-    _cpu.choose()
 
 from . import models, nn, optim, runtime  # noqa: E402
 from .analysis import Summary, check, summary  # noqa: E402

@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     cli_viz.add_parsers(sub)
     args = parser.parse_args(argv)
     try:
+        from .backend import cpu
+
+        cpu.choose()  # a compute path this CPU cannot run (CONVNETPY_CPU): said first
         if args.command == "demo":
             if args.steps < 1:
                 parser.error("--steps must be at least 1")

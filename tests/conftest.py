@@ -115,25 +115,27 @@ def our_gemms(path: str) -> bool:
     return path in ("avx2", "avx512")
 
 
-def spy_threads(monkeypatch, module, threads: int = 2) -> set:
-    """Give the thread split ``threads`` threads and record, in the returned set, the names
-    of the threads that ran the parts of ``module.parallel_for``."""
+def spy_threads(monkeypatch, module, threads: int = 2) -> list:
+    """Give the thread split ``threads`` threads and record, in the returned list, each
+    piece that ``module.parallel_for`` ran: (thread name, lo, hi). Which thread runs which
+    piece depends on timing (pieces go to whoever asks first); how the work is cut does
+    not."""
     import threading
 
     from convnetpy.backend import threads as _parallel
 
-    names: set = set()
+    pieces: list = []
     real = module.parallel_for
 
     def spy(fn, n, items=1):
-        def part(lo, hi):
-            names.add(threading.current_thread().name)
+        def piece(lo, hi):
+            pieces.append((threading.current_thread().name, lo, hi))
             fn(lo, hi)
-        real(part, n, items)
+        real(piece, n, items)
 
     monkeypatch.setattr(module, "parallel_for", spy)
     monkeypatch.setattr(_parallel, "THREADS", threads)
-    return names
+    return pieces
 
 
 def default_sigint() -> None:

@@ -91,7 +91,12 @@ def test_operands_must_be_float32_with_unit_column_stride(gemm):
 def test_small_blockings_split_k_and_n_into_many_blocks(m, k, n, gemm):
     # blocks far smaller than any cache: many K blocks (C accumulated between them), many
     # column blocks of B, the nt sums kept between K blocks
-    small = Gemm(gemm.isa, Blocking(kc=64, b_bytes=64 * 4 * 64, kb=TILES[gemm.isa].lanes * 4))
+    for pack in ((1, 1 << 30), (1 << 30, 0)):  # B always copied first / always in place
+        small = Gemm(gemm.isa, Blocking(64, 64 * 4 * 64, TILES[gemm.isa].lanes * 4, *pack))
+        check_small(small, m, k, n)
+
+
+def check_small(small, m, k, n):
     rng = np.random.default_rng(k)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)

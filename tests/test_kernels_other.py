@@ -66,7 +66,7 @@ def test_linear_float32(lead, fin, fout, bias, views, every_path, monkeypatch):
         w = np.repeat(w, 2, axis=1)[:, ::2]
     b = rng.standard_normal(fout).astype(np.float32) if bias else None
     dout = rng.standard_normal(lead + (fout,)).astype(np.float32)
-    threads = spy_threads(monkeypatch, fast_linear)
+    pieces = spy_threads(monkeypatch, fast_linear)
     out, cache = kl.linear_forward(x, w, b)
     r_out, r_back = ref.linear(*(None if a is None else a.astype(np.float64) for a in (x, w, b)))
     wants = [r_out] + list(r_back(dout.astype(np.float64)))
@@ -84,9 +84,9 @@ def test_linear_float32(lead, fin, fout, bias, views, every_path, monkeypatch):
         scale = max(1.0, np.abs(want).max())
         assert_ref(got / scale, want / scale, 1e-5, what=f"result {k}")
     if our_gemms(every_path) and fin == 700:
-        assert len(threads) == 2  # the product's rows (columns for dW) split over both
+        assert len(pieces) > 3  # the product's rows (columns for dW) split for the threads
     elif not our_gemms(every_path):
-        assert not threads  # NumPy's BLAS does its own threading
+        assert not pieces  # NumPy's BLAS does its own threading
 
 
 # ---------------------------------------------------------------- activations

@@ -36,10 +36,8 @@ from .threads import parallel_for
 
 Pad2 = tuple[tuple[int, int], tuple[int, int]]
 CHUNK_BYTES = 4 << 20  # batch chunks sized so that one chunk's columns take about this
-# ... with our GEMMs, whose parts run a chunk's steps without Python in between: columns
-# that stay in L2 from im2col to the GEMM pay more than longer GEMMs (seen, in-process
-# alternating: ResNet-20 training ~600 img/s at 0.5-1 MiB against ~500-600 at 4 MiB,
-# ConvNetJS +5-20%, the 64-channel layers' fwd+bwd ~5-15% faster)
+# ... with our GEMMs, whose pieces run a chunk's steps without Python in between: columns
+# that stay in L2 from im2col to the GEMM pay more than longer GEMMs
 GEMM_CHUNK_BYTES = 1 << 20
 SHORT_ROWS = 8  # stride-1 output rows this short are computed whole (see _Geometry)
 
@@ -60,13 +58,12 @@ class _Geometry:
         # stride 1: compute whole padded rows (owx = wp) so that each kernel offset's
         # columns are one contiguous run per channel and image; the extra wp - ow outputs
         # per row are computed and dropped. Worth it while they are at most a quarter, or
-        # when rows are so short that copying them one by one costs more (seen: ConvNetJS
-        # training 3-7% faster with its 8x8 5x5 layer merged, 50% extra GEMM work and all).
-        # The compiled loops copy row by row cheaply, so they never merge (seen: ResNet-20
-        # and ConvNetJS training 5-7% faster unmerged). lp is fixed here so that a backward
-        # pass unfolds the way its forward did; they take float32/float64 only.
+        # when rows are so short that copying them one by one costs more (even with 50%
+        # extra GEMM work). The compiled loops copy row by row cheaply, so they never
+        # merge. lp is fixed here so that a backward pass unfolds the way its forward did;
+        # they take float32/float64 only.
         self.lp = loops() if dtype in (np.float32, np.float64) else None
-        self.gm = gemm() if self.lp and dtype == np.float32 else None  # our AVX-512 GEMMs
+        self.gm = gemm() if self.lp and dtype == np.float32 else None  # our GEMMs
         merged = self.sh == self.sw == 1 and not self.lp and (
             4 * self.wp <= 5 * self.ow or self.ow <= SHORT_ROWS)
         self.owx = self.wp if merged else self.ow
@@ -104,8 +101,8 @@ class _Geometry:
     def fill(self, flat: np.ndarray, x: np.ndarray) -> None:
         """Copy ``x`` (N, C, H, W) into the grid of ``flat`` and zero everything around it.
 
-        NOTE: the copies here stay on one core: split over two threads they ran 5-20%
-        slower, as OpenBLAS's worker spins for ~0.1 s after each GEMM (seen here)."""
+        NOTE: the copies here stay on one core: split over threads they ran slower, as
+        OpenBLAS's worker threads spin for a while after each GEMM."""
         buf, pt, pl, h, w = self.grid(flat), self.pt, self.pl, self.h, self.w
         buf[:, :, :pt] = 0
         buf[:, :, pt + h:] = 0
@@ -120,7 +117,7 @@ class _Geometry:
 
     def offset_view(self, flat: np.ndarray, i: int, j: int, n0: int, n1: int) -> np.ndarray:
         """(C, n1 - n0, OH, OWX): the padded pixels kernel offset (i, j) meets in images
-        n0..n1, a strided view of the shifted grid (slicing; ``as_strided`` costs ~4 us)."""
+        n0..n1, a strided view of the shifted grid (slicing: cheaper than ``as_strided``)."""
         g = self.grid(flat, i * self.dh * self.wp + j * self.dw)
         return g[:, n0:n1, : self.sh * (self.oh - 1) + 1: self.sh,
                  : self.sw * (self.owx - 1) + 1: self.sw]
@@ -198,7 +195,7 @@ def conv2d_forward(
     (plus bias) into the NCHW output. Nothing but the input is kept for the backward pass,
     which unfolds again. A 1x1 convolution with stride 1 and no padding multiplies the
     input directly. With our GEMMs (float32) the batch is split over the cores and each
-    part runs all of that as one compiled call (``_gemm.conv_forward_part``).
+    piece runs all of that as one compiled call (``conv_parts.conv_forward_part``).
     """
     n, o, oh, ow = conv2d_output_shape(x.shape, w.shape, None if b is None else b.shape,
                                        stride, padding, dilation, groups)
@@ -324,7 +321,7 @@ def conv2d_backward(
         db = _sum_parts(dbs).astype(np.float32) if in_parts else None
         return (dx if need[0] else None), dw, db
     # W^T made contiguous (a tiny copy): with a transposed view NumPy's batched matmul
-    # can leave BLAS for a loop ~10x slower (seen: 37 ms instead of 4 on 16x72)
+    # can leave BLAS for a loop many times slower
     wt = np.ascontiguousarray(wg.transpose(0, 2, 1)) if need[0] else None
     # dout in the columns' layout (C_out, N, OH, OWX); the dropped outputs get no gradient
     dfull = empty((o, n, oh, geo.owx), dout.dtype)

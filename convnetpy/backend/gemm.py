@@ -36,8 +36,6 @@ from numba import uint64 as _u
 
 from .microkernels import Blocking, _lanes, _micro_nn, _micro_nt, _mr, _nr, _ta, _tb, token
 
-IN_PLACE_PANELS = 3  # nn reads B in place when A has at most this many MR-row panels
-
 
 
 _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
@@ -87,10 +85,11 @@ def _nn(isa, blk, a, b, ldb, c, ldc, n, add):
     """c[i*ldc + j] (+)= sum_k a[i, k] * b[k*ldb + j] for j < n and every row i of ``a``
     (M x K); ``b`` and ``c`` are flat, ``add`` False overwrites; ``blk`` is the Blocking.
 
-    As BLIS: per block of NC columns and KC rows, B is packed into NR-wide strips (the block
-    stays in L2, each strip in L1 while every A panel passes over it) and A's KC columns
-    into MR-row panels; C's tiles take one micro-kernel call per (strip, panel), the edge
-    tiles through a small buffer."""
+    As BLIS: per block of NC columns and KC rows, A's KC columns are packed into MR-row
+    panels and B is read in place or packed into NR-wide strips (see Blocking; the block
+    stays in L2, each strip in L1 while every A panel passes over it); C's tiles take one
+    micro-kernel call per (strip, panel), the edge tiles through a small buffer, and the
+    last, partial strip of B is always packed (zero-padded)."""
     mr, nr = _mr(isa), _nr(isa)
     m, k = a.shape
     mp = (m + mr - 1) // mr
@@ -101,13 +100,12 @@ def _nn(isa, blk, a, b, ldb, c, ldc, n, add):
     ap = np.empty(mp * mr * kb, np.float32)
     bp = np.empty(kb * ncb, np.float32)
     tile = np.empty(mr * nr, np.float32)
-    # with few A panels a copy of B costs more than it saves: full strips are read in place
-    in_place = mp <= IN_PLACE_PANELS
     for jc in range(0, n, ncb):
         nc = min(ncb, n - jc)
         for kk in range(0, k, kb):
             kc = min(kb, k - kk)
             more = kk > 0 or add
+            in_place = m < blk[3] or kc > blk[4]  # else B is copied first (see Blocking)
             _pack_a(isa, a, kk, kc, ap)
             if not in_place:
                 _pack_b(isa, b, ldb, kk, kc, jc, nc, bp)

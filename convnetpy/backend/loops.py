@@ -1,12 +1,12 @@
 """Loops compiled by numba for the passes NumPy makes badly; imported only through
-``_compiled`` (which falls back to the NumPy code when numba is missing or switched off).
+``select`` (the numpy path runs without them).
 
-Every function here has a NumPy twin in the kernel that calls it and must give the same
-numbers: the tests run each kernel both ways. Conventions:
-- ``nogil=True``: a caller may split work over threads (``_parallel``); nothing here starts
+Every kernel that calls one gives the same numbers as its reference (convnetpy/kernels):
+the tests run each kernel on every path. Conventions:
+- ``nogil=True``: a caller may split work over threads (``threads``); nothing here starts
   threads of its own (numba's thread pools cannot be entered from two threads at once).
 - array indices are unsigned (``_u``): with signed ones numba adds a negative-index check to
-  every access, which keeps LLVM from vectorising the copies (seen: im2col 5x slower).
+  every access, which keeps LLVM from vectorising the copies.
 - arrays arrive C-contiguous; flat views are taken with ``reshape(-1)`` (``ravel`` copies).
 """
 

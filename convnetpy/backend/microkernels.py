@@ -42,10 +42,20 @@ TILES = {
 class Blocking(NamedTuple):
     """Cache blocking, from the cache sizes (``blocking``): ``kc`` rows of B's NR-wide strip
     stay in L1 while every A panel passes over it; nn's packed block of B (kc rows) takes
-    up to ``b_bytes`` (L2); ``kb`` elements of TB rows of nt's B stay in L1."""
+    up to ``b_bytes`` (L2); ``kb`` elements of TB rows of nt's B stay in L1. nn reads B in
+    place unless A has at least ``pack_rows`` rows and the K block is at most ``pack_k``
+    long: then B is copied first, its strips contiguous (a copy pays when many A panels
+    read it, and B's rows, read in place ldb apart, fall into few cache sets)."""
     kc: int
     b_bytes: int
     kb: int
+    pack_rows: int
+    pack_k: int
+
+
+# when nn copies B first, per ISA: (pack_rows, pack_k), what paid where each was measured:
+# on AVX-512 only for short K blocks from 32 rows on, on AVX2 from four A panels on
+_PACKING = {"avx512": (32, 64), "avx2": (3 * TILES["avx2"].mr + 1, 1 << 30)}
 
 
 def blocking(isa: str, l1d: int, l2: int) -> Blocking:
@@ -53,7 +63,7 @@ def blocking(isa: str, l1d: int, l2: int) -> Blocking:
     t = TILES[isa]
     kc = max(64, min(512, (l1d * 3 // 4) // (t.nr * 4) // 64 * 64))
     kb = max(256, min(2048, (l1d // 2) // (t.tb * 4) // t.lanes * t.lanes))
-    return Blocking(kc, max(64 << 10, l2 // 2), kb)
+    return Blocking(kc, max(64 << 10, l2 // 2), kb, *_PACKING[isa])
 
 
 @functools.cache
