@@ -111,3 +111,26 @@ def test_thread_count_comes_from_the_environment():
     default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True, env=env).stdout.split()
     assert default[0] == str(len(os.sched_getaffinity(0)))
+
+
+@pytest.mark.skipif(cpu.detect().numba is None or cpu.detect().machine != "x86_64",
+                    reason="needs numba on x86-64 (the other CPU is named as an x86 one)")
+def test_compiled_code_is_cached_per_cpu_and_recompiled_on_another(tmp_path):
+    # numba keys its cache by the host CPU's name and features: a second process on this
+    # CPU loads the cached code, a process that sees another CPU (here: told it is a plain
+    # x86-64) compiles its own instead of running code built for this one
+    code = ("import numpy as np; from convnetpy.backend import loops; "
+            "loops.flat_sum(np.ones(4)); s = loops.flat_sum.stats; "
+            "print(sum(s.cache_hits.values()), sum(s.cache_misses.values()))")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop("NUMBA_CPU_NAME", None)
+    env.pop("NUMBA_CPU_FEATURES", None)
+
+    def hits_misses(**extra):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env={**env, **extra}).stdout.split()
+        return tuple(int(v) for v in out)
+
+    assert hits_misses() == (0, 1)  # compiled and written
+    assert hits_misses() == (1, 0)  # this CPU: loaded
+    assert hits_misses(NUMBA_CPU_NAME="x86-64", NUMBA_CPU_FEATURES="") == (0, 1)  # another

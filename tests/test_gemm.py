@@ -87,11 +87,12 @@ def test_operands_must_be_float32_with_unit_column_stride(gemm):
         gemm.nn(a, np.ones((4, 8), np.float32)[:, ::2], np.empty((4, 4), np.float32))
 
 
-@pytest.mark.parametrize("m,k,n", [(33, 700, 77), (7, 3000, 40), (70, 50, 1000)])
+@pytest.mark.parametrize("m,k,n", [(33, 700, 77), (7, 3000, 40), (70, 50, 1000), (40, 100, 512)])
 def test_small_blockings_split_k_and_n_into_many_blocks(m, k, n, gemm):
     # blocks far smaller than any cache: many K blocks (C accumulated between them), many
     # column blocks of B, the nt sums kept between K blocks
-    for pack in ((1, 1 << 30), (1 << 30, 0)):  # B always copied first / always in place
+    # B always copied first / always read in place / copied when its rows alias
+    for pack in ((1, 1 << 30, 0), (1 << 30, 0, 0), (1 << 30, 0, 1)):
         small = Gemm(gemm.isa, Blocking(64, 64 * 4 * 64, TILES[gemm.isa].lanes * 4, *pack))
         check_small(small, m, k, n)
 

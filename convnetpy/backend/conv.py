@@ -136,7 +136,8 @@ class _Geometry:
         shape = (self.c, self.kh, self.kw, n1 - n0, self.oh, self.owx)
         cols = empty(shape, src.dtype)
         if self.lp:
-            self.lp.conv_im2col(src, n0, n1, *self.loop_args, cols.reshape(-1))
+            self.lp.conv_im2col(src, n0, n1, *self.loop_args, cols.reshape(-1),
+                                (n1 - n0) * self.oh * self.owx)
         else:
             for i in range(self.kh):
                 for j in range(self.kw):
@@ -227,9 +228,10 @@ def conv2d_forward(
 
         def compiled(lo: int, hi: int) -> None:
             m = min(geo.chunk, hi - lo) * oh * ow
+            ld = m + 32  # at least conv_parts.row_stride of any chunk's columns
             _parts().conv_forward_part(
                 *geo.gm.args, src, wc, bias, lo, hi, geo.chunk, *geo.loop_args,
-                empty((geo.c * geo.kh * geo.kw * m,), np.float32),
+                empty((geo.c * geo.kh * geo.kw * ld,), np.float32),
                 empty((o * m,), np.float32), out)
 
         geo.split(compiled)
@@ -307,14 +309,13 @@ def conv2d_backward(
         dws, dbs = {}, {}  # by part: the bias gradient is summed there too (float64)
 
         def compiled(lo: int, hi: int) -> None:
-            m = min(geo.chunk, hi - lo) * oh * ow
+            ld = min(geo.chunk, hi - lo) * oh * ow + 32  # >= conv_parts.row_stride
             dwp = dws[lo] = np.zeros(g * og * k, np.float32) if need[1] else none
             dbp = dbs[lo] = np.zeros(o) if in_parts else none.astype(np.float64)
             _parts().conv_backward_part(
                 *geo.gm.args, src, dout, wtc, lo, hi, geo.chunk, *geo.loop_args, need[0],
-                need[1],
-                empty((g * k * m,), np.float32),
-                empty((o * m,), np.float32), dwp, dbp, dx)
+                need[1], empty((g * k * ld,), np.float32), empty((o * ld,), np.float32),
+                dwp, dbp, dx)
 
         geo.split(compiled)
         dw = _sum_parts(dws).reshape(w.shape) if need[1] else None
@@ -352,7 +353,8 @@ def conv2d_backward(
                 dcols = empty((g, k, d.shape[2]), dout.dtype)
                 np.matmul(wt, d, out=dcols)
                 if geo.lp:
-                    geo.lp.conv_col2im(dcols.reshape(-1), n0, n1 - n0, *geo.loop_args, dx)
+                    geo.lp.conv_col2im(dcols.reshape(-1), n0, n1 - n0, *geo.loop_args, dx,
+                                       d.shape[2])
                     continue
                 dcols = dcols.reshape(geo.c, geo.kh, geo.kw, n1 - n0, oh, geo.owx)
                 for i in range(geo.kh):  # col2im: one strided add per kernel offset

@@ -16,6 +16,15 @@ _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 
 
 @_jit
+def row_stride(p):
+    """Elements between rows of p columns (the im2col columns, dout): whole 64-byte lines,
+    and never a multiple of 1 KiB, whose rows would all fall into a few cache sets when a
+    GEMM reads an NR-wide strip of them in place."""
+    ld = (p + 15) // 16 * 16
+    return ld + 16 if ld % 256 == 0 else ld
+
+
+@_jit
 def _chunk(lo, hi, chunk, q):
     """Images of the q-th of the equal chunks (at most ``chunk`` images) of lo..hi, as
     ``conv._Geometry.chunks`` cuts them."""
@@ -27,8 +36,9 @@ def _chunk(lo, hi, chunk, q):
 def conv_forward_part(isa, blk, x, wg, bias, lo, hi, chunk, kh, kw, sh, sw, dh, dw, pt, pl,
                       oh, ow, hp, wp, cols, y, out):
     """Images lo..hi of a float32 convolution, all in compiled code (a part holds the GIL
-    only to start): per chunk, im2col into ``cols``, W @ columns into ``y`` per group (wg
-    is (G, Og, K)), then plus ``bias`` (O,) into ``out`` (N, O, OH, OW)."""
+    only to start): per chunk, im2col into ``cols`` (rows ``row_stride`` apart), W @ columns
+    into ``y`` per group (wg is (G, Og, K)), then plus ``bias`` (O,) into ``out``
+    (N, O, OH, OW)."""
     g, og, k = wg.shape
     o = g * og
     ohw = oh * ow
@@ -36,9 +46,10 @@ def conv_forward_part(isa, blk, x, wg, bias, lo, hi, chunk, kh, kw, sh, sw, dh, 
     for q in range((hi - lo + chunk - 1) // chunk):
         n0, n1 = _chunk(lo, hi, chunk, q)
         p = (n1 - n0) * ohw
-        conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, cols)
+        ld = row_stride(p)
+        conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, cols, ld)
         for i in range(g):
-            _nn(isa, blk, wg[i], cols[i * k * p:], p, y[i * og * p:], p, p, False)
+            _nn(isa, blk, wg[i], cols[i * k * ld:], ld, y[i * og * p:], p, p, False)
         for c in range(o):
             bc = bias[c]
             for n in range(n1 - n0):
@@ -52,7 +63,8 @@ def conv_forward_part(isa, blk, x, wg, bias, lo, hi, chunk, kh, kw, sh, sw, dh, 
 def conv_backward_part(isa, blk, x, dout, wt, lo, hi, chunk, kh, kw, sh, sw, dh, dw, pt, pl,
                        oh, ow, hp, wp, need_dx, need_dw, cols, d, dwp, dbp, dx):
     """The gradients of images lo..hi of a float32 convolution, in compiled code: per chunk,
-    dout (N, O, OH, OW; any strides, a broadcast too) into ``d`` laid out (O, nc*OH*OW),
+    dout (N, O, OH, OW; any strides, a broadcast too) into ``d`` laid out (O, nc*OH*OW)
+    (rows, like the columns', ``row_stride`` apart),
     its sums per channel added to ``dbp`` (float64; empty: not wanted); with ``need_dw``
     im2col again and dW += d @ columns^T per group (into the flat ``dwp``, (G, Og, K)); with
     ``need_dx`` the columns' scratch takes W^T @ d (wt is (G, K, Og)), folded (col2im) into
@@ -63,10 +75,11 @@ def conv_backward_part(isa, blk, x, dout, wt, lo, hi, chunk, kh, kw, sh, sw, dh,
     for q in range((hi - lo + chunk - 1) // chunk):
         n0, n1 = _chunk(lo, hi, chunk, q)
         p = (n1 - n0) * ohw
+        ld = row_stride(p)
         for c in range(o):
             total = 0.0
             for n in range(n1 - n0):
-                r = c * p + n * ohw
+                r = c * ld + n * ohw
                 for a in range(oh):
                     for b in range(ow):
                         v = dout[_u(n0 + n), _u(c), _u(a), _u(b)]
@@ -75,14 +88,15 @@ def conv_backward_part(isa, blk, x, dout, wt, lo, hi, chunk, kh, kw, sh, sw, dh,
             if dbp.size:
                 dbp[c] += total
         if need_dw:
-            conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, cols)
+            conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, cols, ld)
             for i in range(g):
-                _nt(isa, blk, d[i * og * p:], p, og, cols[i * k * p:], p, k, p,
+                _nt(isa, blk, d[i * og * ld:], ld, og, cols[i * k * ld:], ld, k, p,
                     dwp[i * og * k:], k, True)
         if need_dx:
             for i in range(g):
-                _nn(isa, blk, wt[i], d[i * og * p:], p, cols[i * k * p:], p, p, False)
-            conv_col2im(cols, n0, n1 - n0, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, dx)
+                _nn(isa, blk, wt[i], d[i * og * ld:], ld, cols[i * k * ld:], ld, p, False)
+            conv_col2im(cols, n0, n1 - n0, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, hp, wp, dx,
+                        ld)
 
 
 @_jit

@@ -36,8 +36,6 @@ from numba import uint64 as _u
 
 from .microkernels import Blocking, _lanes, _micro_nn, _micro_nt, _mr, _nr, _ta, _tb, token
 
-
-
 _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 
 
@@ -105,7 +103,8 @@ def _nn(isa, blk, a, b, ldb, c, ldc, n, add):
         for kk in range(0, k, kb):
             kc = min(kb, k - kk)
             more = kk > 0 or add
-            in_place = m < blk[3] or kc > blk[4]  # else B is copied first (see Blocking)
+            in_place = (m < blk[3] or kc > blk[4]) and not (  # else B is copied first
+                blk[5] and ldb % 256 == 0 and m > mr)  # (see Blocking)
             _pack_a(isa, a, kk, kc, ap)
             if not in_place:
                 _pack_b(isa, b, ldb, kk, kc, jc, nc, bp)

@@ -26,15 +26,15 @@ _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 
 
 @_jit
-def conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, cols):
+def conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, cols, ld):
     """Columns (C, KH, KW, n1 - n0, OH, OWX) of images n0..n1 of ``x`` (N, C, H, W), as
-    ``conv._Geometry.im2col`` lays them out, into the flat ``cols``. Each image plane is
+    ``conv._Geometry.im2col`` lays them out, into the flat ``cols``, each row of
+    (n1 - n0) * OH * OWX columns ``ld`` elements after the one before. Each image plane is
     zero-padded into a small buffer (HP, WP) that stays in cache, then every kernel offset's
     columns are copied from it row by row (the compiled path never merges rows: OWX = OW)."""
     _, c_in, h, w = x.shape
     xf = x.reshape(-1)
     plane = np.zeros(hp * wp, x.dtype)  # the border stays zero: only the image is written
-    nc = n1 - n0
     p = oh * owx
     for n in range(n0, n1):
         for c in range(c_in):
@@ -46,7 +46,7 @@ def conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, cols
                     plane[_u(d + t)] = xf[_u(s + t)]
             for i in range(kh):
                 for j in range(kw):
-                    q = (((c * kh + i) * kw + j) * nc + n - n0) * p
+                    q = ((c * kh + i) * kw + j) * ld + (n - n0) * p
                     if sw == 1:  # contiguous rows: a loop LLVM vectorises
                         for oy in range(oh):
                             b = (oy * sh + i * dh) * wp + j * dw
@@ -62,10 +62,11 @@ def conv_im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, cols
 
 
 @_jit
-def conv_col2im(dcols, n0, nc, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, dx):
+def conv_col2im(dcols, n0, nc, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, dx, ld):
     """The adjoint of ``conv_im2col``: add the column gradients ``dcols`` (flat, laid out
-    (C, KH, KW, nc, OH, OWX)) back onto their pixels and write images n0..n0+nc of ``dx``
-    (N, C, H, W). Each plane is summed in a small padded buffer in cache, then cropped."""
+    (C, KH, KW, nc, OH, OWX), rows ``ld`` apart) back onto their pixels and write images
+    n0..n0+nc of ``dx`` (N, C, H, W). Each plane is summed in a small padded buffer in
+    cache, then cropped."""
     _, c_in, h, w = dx.shape
     dxf = dx.reshape(-1)
     plane = np.empty(hp * wp, dx.dtype)
@@ -75,7 +76,7 @@ def conv_col2im(dcols, n0, nc, kh, kw, sh, sw, dh, dw, pt, pl, oh, owx, hp, wp, 
             plane[:] = 0
             for i in range(kh):
                 for j in range(kw):
-                    q = (((c * kh + i) * kw + j) * nc + n - n0) * p
+                    q = ((c * kh + i) * kw + j) * ld + (n - n0) * p
                     if sw == 1:
                         for oy in range(oh):
                             b = (oy * sh + i * dh) * wp + j * dw

@@ -1,7 +1,7 @@
 """The register tiles of each ISA and the GEMM micro-kernels generated for them in LLVM IR.
 
 One source serves every ISA: each compiled function takes an *ISA token* first, a 0-length
-array whose record dtype names the ISA (``token("avx2")``). Its type is part of the
+array whose record dtype names the ISA and its tile (``token("avx2")``). Its type is part of the
 function's signature, so numba compiles (and caches) one specialisation per ISA, and the
 intrinsics here read the register tile from it at compile time (``TILES``: BLIS's per-ISA
 kernels are the model). Cache blocking is not compiled in: ``Blocking`` is derived from the
@@ -35,7 +35,9 @@ class Tile(NamedTuple):
 
 TILES = {
     "avx512": Tile(16, 8, 32, 4, 6),  # 32 zmm: 16 + 2 + 1 (nn), 24 + 4 + 1 (nt)
-    "avx2": Tile(8, 6, 16, 3, 4),  # 16 ymm: 12 + 2 + 1 (nn), 12 + 3 + 1 (nt); BLIS's 6x16
+    # 16 ymm: 12 + 3 + 1 (nn), 12 + 3 + 1 (nt); 4 rows (not BLIS's 6x16) divide the channel
+    # counts of CNN layers (16, 20, 32, 64, ...), so no A panel is partial
+    "avx2": Tile(8, 4, 24, 3, 4),
 }
 
 
@@ -44,18 +46,21 @@ class Blocking(NamedTuple):
     stay in L1 while every A panel passes over it; nn's packed block of B (kc rows) takes
     up to ``b_bytes`` (L2); ``kb`` elements of TB rows of nt's B stay in L1. nn reads B in
     place unless A has at least ``pack_rows`` rows and the K block is at most ``pack_k``
-    long: then B is copied first, its strips contiguous (a copy pays when many A panels
-    read it, and B's rows, read in place ldb apart, fall into few cache sets)."""
+    long, or (``pack_aliased``) B's rows are a multiple of 1 KiB apart and more than one A
+    panel reads them (such rows fall into a few cache sets): then B is copied first, its
+    strips contiguous."""
     kc: int
     b_bytes: int
     kb: int
     pack_rows: int
     pack_k: int
+    pack_aliased: int
 
 
-# when nn copies B first, per ISA: (pack_rows, pack_k), what paid where each was measured:
-# on AVX-512 only for short K blocks from 32 rows on, on AVX2 from four A panels on
-_PACKING = {"avx512": (32, 64), "avx2": (3 * TILES["avx2"].mr + 1, 1 << 30)}
+# when nn copies B first, per ISA (pack_rows, pack_k, pack_aliased), what paid where each
+# was measured: on AVX-512 for short K blocks from 32 rows on, on AVX2 only for aliased rows
+# (the convolutions' columns never are: conv_parts.row_stride)
+_PACKING = {"avx512": (32, 64, 0), "avx2": (1 << 30, 0, 1)}
 
 
 def blocking(isa: str, l1d: int, l2: int) -> Blocking:
@@ -68,15 +73,18 @@ def blocking(isa: str, l1d: int, l2: int) -> Blocking:
 
 @functools.cache
 def token(isa: str) -> np.ndarray:
-    """The ISA token the compiled functions take first (see the module docstring)."""
+    """The ISA token the compiled functions take first (see the module docstring). Its
+    field's name spells the tile out ("avx2:8:4:24:3:4"), so that a changed tile is a new
+    signature: numba's cache, keyed by signatures and each function's own source file,
+    would otherwise load code built for the old one."""
     if isa not in TILES:
         raise ValueError(f"no GEMM micro-kernels for {isa!r}; known: {sorted(TILES)}")
-    return np.empty(0, np.dtype([(isa, "u1")]))
+    return np.empty(0, np.dtype([(":".join([isa, *map(str, TILES[isa])]), "u1")]))
 
 
 def _tile(tok) -> Tile:
-    """The Tile of an ISA token's numba type."""
-    return TILES[next(iter(tok.dtype.fields))]
+    """The Tile spelled in an ISA token's numba type."""
+    return Tile(*map(int, next(iter(tok.dtype.fields)).split(":")[1:]))
 
 
 _f32 = ir.FloatType()
