@@ -235,3 +235,24 @@ def test_max_pool_backward_nan_windows_same_in_both_codes(case):
     got = [dispatch.table(path)["max_pool2d"].backward(dout, cache)
            for path in ("generic", "reference")]
     np.testing.assert_allclose(got[0], got[1], rtol=1e-12, atol=1e-15)
+
+
+def test_max_pool_2x2_backward_ties_and_nans_in_every_position():
+    # every pattern of ties and NaN in a 2x2 window, one window each: the first maximum (or
+    # the last NaN) gets the gradient, on the vectorised 2x2 loop as in the reference
+    import itertools
+
+    from convnetpy.backend import cpu, dispatch
+
+    if cpu.runnable("generic", cpu.detect()):
+        pytest.skip("numba is not installed: no compiled loop to compare")
+    windows = list(itertools.product([0.0, 1.0, np.nan], repeat=4))
+    x = np.zeros((1, 1, 2, 2 * len(windows)), np.float32)
+    for i, (a, b, c, d) in enumerate(windows):
+        x[0, 0, :, 2 * i: 2 * i + 2] = [[a, b], [c, d]]
+    out, cache = kpool.max_pool2d_forward(x, (2, 2), (2, 2))
+    dout = np.arange(1, out.size + 1, dtype=np.float32).reshape(out.shape)
+    got = dispatch.table("generic")["max_pool2d"].backward(dout, cache)
+    want = dispatch.table("reference")["max_pool2d"].backward(dout, cache)
+    np.testing.assert_array_equal(got, want)
+    assert (got != 0).sum() == len(windows)  # one winner per window

@@ -140,6 +140,45 @@ def maxpool_backward(xp, out, dout, kh, kw, sh, sw, dh, dw, tiles, p0, p1, dxp):
                         gf[_u(win)] += g
 
 
+@_jit
+def maxpool2x2_backward(xp, out, dout, p0, p1, dxp):
+    """``maxpool_backward`` for 2x2 windows with stride 2 that tile ``xp`` exactly (the
+    common pooling), branch-free so that LLVM vectorises it along each output row: the
+    first of the four equal to the maximum wins, or for a NaN result the last NaN."""
+    _, c_in, hp, wp = xp.shape
+    oh, ow = out.shape[2], out.shape[3]
+    xf = xp.reshape(-1)
+    of = out.reshape(-1)
+    gf = dxp.reshape(-1)
+    for p in range(p0, p1):
+        n, c = divmod(p, c_in)
+        for oy in range(oh):
+            top = p * hp * wp + 2 * oy * wp
+            row = p * oh * ow + oy * ow
+            for ox in range(ow):
+                m = of[_u(row + ox)]
+                g = dout[n, c, oy, ox]
+                a = xf[_u(top + 2 * ox)]
+                b = xf[_u(top + 2 * ox + 1)]
+                d = xf[_u(top + wp + 2 * ox)]
+                e = xf[_u(top + wp + 2 * ox + 1)]
+                if m != m:  # a NaN result: the last NaN
+                    we, wd = e != e, d != d
+                    wd = wd and not we
+                    wb = b != b and not (we or wd)
+                    wa = not (we or wd or wb)
+                else:
+                    wa = a == m
+                    wb = b == m and not wa
+                    wd = d == m and not (wa or wb)
+                    we = not (wa or wb or wd)
+                z = g * 0
+                gf[_u(top + 2 * ox)] = g if wa else z
+                gf[_u(top + 2 * ox + 1)] = g if wb else z
+                gf[_u(top + wp + 2 * ox)] = g if wd else z
+                gf[_u(top + wp + 2 * ox + 1)] = g if we else z
+
+
 # Reductions may reorder their additions (fastmath "reassoc" only: NaN and infinities keep
 # their meaning) so that LLVM can vectorise them; they accumulate in float64, and the order
 # is fixed by the compiled code, so a result never depends on timing.

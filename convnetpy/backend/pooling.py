@@ -28,8 +28,13 @@ def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     planes = xp.shape[0] * xp.shape[1]
     xc, oc = np.ascontiguousarray(xp), np.ascontiguousarray(out)  # views of x: a copy
     lp = loops()
-    parallel_for(lambda lo, hi: lp.maxpool_backward(
-        xc, oc, dout, *kernel, *stride, *dilation, tiles, lo, hi, dxp), planes, xp[0, 0].size)
+    if tiles and tuple(kernel) == (2, 2):  # the common pooling, vectorised
+        parallel_for(lambda lo, hi: lp.maxpool2x2_backward(xc, oc, dout, lo, hi, dxp), planes,
+                     xp[0, 0].size)
+    else:
+        parallel_for(lambda lo, hi: lp.maxpool_backward(
+            xc, oc, dout, *kernel, *stride, *dilation, tiles, lo, hi, dxp), planes,
+            xp[0, 0].size)
     if not any(padding) and dxp.shape == tuple(xshape):
         return dxp
     h, w = xshape[2:]
