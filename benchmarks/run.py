@@ -10,7 +10,8 @@ untimed warm-up, and a case's figure is the median of all its timed repetitions.
 float32 and the same thread count (default: the cores this process may use;
 OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads). Prints a Markdown table (times,
 GFLOP/s, and speed = PyTorch time / convnetpy time, so above 1.0 convnetpy is faster) and
-writes the raw numbers as JSON, with what ``convnetpy info`` reports.
+writes the raw numbers as JSON (results/latest.json and results/<path>.json), with what
+``convnetpy info`` reports.
 
 The training cases also run "under load": while one other process keeps one core busy (a
 Python ``while True`` loop), as on a shared machine; the ratio to PyTorch there should stay
@@ -191,7 +192,10 @@ def main() -> None:
         report["time_to_accuracy"] = time_to_accuracy(args.time_to_accuracy, args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(report, indent=1))
+    text = json.dumps(report, indent=1)
+    (out / "latest.json").write_text(text)
+    # and the newest run of each compute path (one CPU family each), for the README's tables
+    (out / f"{report['machine']['convnetpy_info']['path']}.json").write_text(text)
     print(table(report))
 
 
