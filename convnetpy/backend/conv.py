@@ -12,10 +12,7 @@ time in cache; on the avx512 and avx2 paths float32 GEMMs are our own (gemm.py) 
 batch is split over the cores, each part one compiled call that unfolds, multiplies and
 folds its own images (conv_parts.py).
 
-Shape:
-    input (N, C_in, H, W), weight (C_out, C_in/groups, KH, KW), bias (C_out,)
-    -> (N, C_out, H_out, W_out) with
-    H_out = floor((H + P_top + P_bottom - D*(KH-1) - 1) / S) + 1 (likewise W_out)
+Shape: as the reference (kernels/conv.py).
 
 >>> import numpy as np
 >>> x = np.ones((1, 3, 32, 32), dtype=np.float32)

@@ -37,12 +37,7 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
         mean = row_sum(lambda p: _part_sums(lp.channel_sums, x3[p], zero), x3)[0] / count
         m = mean.astype(x.dtype)
         var = row_sum(lambda p: _part_sums(lp.channel_sums, x3[p], m), x3)[1] / count
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * var * (count / (count - 1))
+        reference.update_running_stats(running_mean, running_var, mean, var, count, momentum)
     else:
         var = running_var
         m = np.array(running_mean, dtype=x.dtype)  # a copy: the buffer may change later

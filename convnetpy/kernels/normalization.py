@@ -44,6 +44,18 @@ def check_batch_norm(x, gamma, beta, running_mean, running_var, training) -> Non
         raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
 
 
+def update_running_stats(running_mean, running_var, mean, var, count: int,
+                         momentum: float) -> None:
+    """running = (1 - momentum) * running + momentum * batch, in place (either may be
+    None); the variance unbiased (count / (count - 1)), as PyTorch keeps it."""
+    if running_mean is not None:
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+    if running_var is not None:
+        running_var *= 1 - momentum
+        running_var += momentum * var * (count / (count - 1))
+
+
 def batch_norm_forward(
     x: np.ndarray,
     gamma: np.ndarray | None,
@@ -65,12 +77,7 @@ def batch_norm_forward(
         mean = np.einsum("ncl->c", x3) / count  # (N, C, L) -> (C,)
         xc3 = x3 - mean.astype(x.dtype, copy=False).reshape(1, c, 1)
         var = np.einsum("ncl,ncl->c", xc3, xc3) / count  # biased, to normalise
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * var * (count / (count - 1))
+        update_running_stats(running_mean, running_var, mean, var, count, momentum)
     else:
         var = running_var
         xc3 = x3 - np.asarray(running_mean, dtype=x.dtype).reshape(1, c, 1)
