@@ -29,10 +29,12 @@ _FLOATS = (np.float16, np.float32, np.float64)
 
 
 def _whole(a: np.ndarray) -> bool:
-    """Whether ``a`` is the one array over its memory: it owns its data, or its base is a
-    buffer rather than another array (a kernel's output in recycled memory); a view of an
-    array has that array as its base."""
-    return a.flags.owndata or not isinstance(a.base, np.ndarray)
+    """Whether ``a`` is the one array over its memory: it owns its data, or it was made over
+    a raw buffer (a kernel's output in recycled memory) rather than as a view of another
+    array, whose base is that array or an object exposing it (``__array_interface__``)."""
+    base = a.base
+    return a.flags.owndata or (base is not None and not isinstance(base, np.ndarray)
+                               and not hasattr(base, "__array_interface__"))
 
 
 def _as_array(data: Any, dtype: Any = None, copy: bool = False) -> np.ndarray:
