@@ -159,13 +159,13 @@ class _Call:
 
 def _work(index: int, inbox: SimpleQueue, flags: np.ndarray) -> None:
     _local.inside = True
-    seen = 0
+    taken = 0  # calls taken from the inbox; flags[0] counts those posted to it
     while True:
         wait = _spin()
-        if wait is not None:  # returns early when a call is posted: then get() has it
-            wait(flags, 0, seen, grace=True)
+        if wait is not None:  # returns at once while a posted call waits in the inbox
+            wait(flags, 0, taken, grace=True)
         call = inbox.get()
-        seen = int(flags[0])
+        taken += 1
         call.run(index)
         call = None  # while waiting for the next one, keep no arrays alive
 
