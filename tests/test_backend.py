@@ -134,3 +134,12 @@ def test_compiled_code_is_cached_per_cpu_and_recompiled_on_another(tmp_path):
     assert hits_misses() == (0, 1)  # compiled and written
     assert hits_misses() == (1, 0)  # this CPU: loaded
     assert hits_misses(NUMBA_CPU_NAME="x86-64", NUMBA_CPU_FEATURES="") == (0, 1)  # another
+
+
+def test_info_names_the_blas_without_threadpoolctl(monkeypatch):
+    from convnetpy.backend import info
+
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails as if missing
+    (blas,) = info._blas()
+    assert blas["internal_api"] and "threadpoolctl" in blas["note"]
+    assert "blas:     internal_api" in info.format_report(info.report())
