@@ -75,7 +75,7 @@ def table(path: str) -> dict[str, Kernel]:
     ops["relu"] = Kernel(activation.relu_forward, activation.relu_backward)
     ops["batch_norm"] = Kernel(normalization.batch_norm_forward,
                                normalization.batch_norm_backward)
-    ops["max_pool2d"] = Kernel(k_pooling.max_pool2d_forward, pooling.max_pool2d_backward)
+    ops["max_pool2d"] = Kernel(pooling.max_pool2d_forward, pooling.max_pool2d_backward)
     ops["sum_all"] = Kernel(reduce.sum_all)
     if path in ("avx512", "avx2"):
         ops["linear"] = Kernel(linear.linear_forward, linear.linear_backward)

@@ -141,6 +141,27 @@ def maxpool_backward(xp, out, dout, kh, kw, sh, sw, dh, dw, tiles, p0, p1, dxp):
 
 
 @_jit
+def maxpool2x2_forward(x, p0, p1, out):
+    """2x2 max pooling with stride 2 of planes p0..p1 (flat n*C + c) of ``x`` (N, C, H, W;
+    H and W even) into ``out``; a NaN in a window makes its maximum NaN, as np.maximum
+    does. Branch-free, so LLVM vectorises it along each output row."""
+    h, w = x.shape[2], x.shape[3]
+    oh, ow = h // 2, w // 2
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    for p in range(p0, p1):
+        for oy in range(oh):
+            top = p * h * w + 2 * oy * w
+            row = p * oh * ow + oy * ow
+            for ox in range(ow):
+                m = xf[_u(top + 2 * ox)]
+                for v in (xf[_u(top + 2 * ox + 1)], xf[_u(top + w + 2 * ox)],
+                          xf[_u(top + w + 2 * ox + 1)]):
+                    m = m if (m >= v or m != m) else v
+                of[_u(row + ox)] = m
+
+
+@_jit
 def maxpool2x2_backward(xp, out, dout, p0, p1, dxp):
     """``maxpool_backward`` for 2x2 windows with stride 2 that tile ``xp`` exactly (the
     common pooling), branch-free so that LLVM vectorises it along each output row: the

@@ -1,6 +1,7 @@
-"""Max-pool backward on the compiled loops: one pass per window instead of ~20 whole-array
-NumPy passes, the planes split over the cores. The forward pass and every other pooling is
-the reference's (kernels/pooling.py), and so is the backward pass for other dtypes.
+"""Max pooling on the compiled loops, the planes split over the cores: the backward pass in
+one pass per window instead of ~20 whole-array NumPy passes, and the common 2x2 stride-2
+pooling of even-sized float planes both ways in vectorised loops. Every other case is the
+reference's (kernels/pooling.py), whose cache both passes share.
 """
 
 from __future__ import annotations
@@ -11,6 +12,20 @@ from ..kernels import pooling as reference
 from .memory import empty
 from .select import compiled as loops
 from .threads import parallel_for
+
+
+def max_pool2d_forward(x, kernel, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    """``kernels.pooling.max_pool2d_forward``, the 2x2 stride-2 case compiled."""
+    if not (tuple(kernel) == tuple(stride) == (2, 2) and not any(padding)
+            and tuple(dilation) == (1, 1) and x.ndim == 4 and x.shape[2] % 2 == 0
+            and x.shape[3] % 2 == 0 and x.dtype in (np.float32, np.float64)):
+        return reference.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+    x = np.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    out = empty((n, c, h // 2, w // 2), x.dtype)
+    lp = loops()
+    parallel_for(lambda lo, hi: lp.maxpool2x2_forward(x, lo, hi, out), n * c, h * w)
+    return out, (x, out, x.shape, (2, 2), (2, 2), (0, 0), (1, 1))
 
 
 def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
