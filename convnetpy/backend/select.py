@@ -21,16 +21,22 @@ _loops = None  # the imported loops module, False once its import failed
 _gemms: dict = {}  # ISA -> its Gemm
 
 
+def _resolve(request: str | None) -> tuple[str, str]:
+    """cpu.choose, and the numpy path instead of a native one whose numba does not import
+    (installed, but broken here); a forced one raises."""
+    path, why = cpu.choose(request)
+    if path != "numpy" and _import_loops() is None:
+        if "forced" in why:
+            raise cpu.CpuPathError(f"compute path {path!r}: numba does not import here")
+        path, why = "numpy", "native: numba is installed but does not import"
+    return path, why
+
+
 def current() -> str:
     """The path in use: avx512, avx2, generic or numpy (chosen on first call)."""
     global _path, _why
     if _path is None:
-        path, why = cpu.choose()
-        if path != "numpy" and _import_loops() is None:  # installed, but broken here
-            if "forced" in why:
-                raise cpu.CpuPathError(f"compute path {path!r}: numba does not import here")
-            path, why = "numpy", "native: numba is installed but does not import"
-        _path, _why = path, why
+        _path, _why = _resolve(None)
     return _path
 
 
@@ -44,11 +50,8 @@ def use(path: str) -> str:
     """Run the kernels called from now on on ``path`` ('native' for the best this CPU
     runs); returns the previous path. Raises CpuPathError for a path the CPU cannot run."""
     global _path, _why
-    was, was_why = current(), _why
-    _path, _why = cpu.choose(path)
-    if _path != "numpy" and _import_loops() is None:  # numba there but broken
-        _path, _why = was, was_why
-        raise cpu.CpuPathError(f"compute path {path!r}: numba does not import here")
+    was = current()
+    _path, _why = _resolve(path)
     return was
 
 
