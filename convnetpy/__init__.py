@@ -14,8 +14,8 @@ import numpy as _np
 from . import functional  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend.threads import get_num_threads, set_num_threads
-from .kernels._shape import ShapeError
 from .random import get_rng_state, manual_seed, set_rng_state
+from .shape import ShapeError
 from .tensor import Tensor, cat, from_numpy, is_tensor, ones, stack, tensor, zeros
 
 __version__ = "0.1.0"

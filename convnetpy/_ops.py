@@ -6,7 +6,7 @@ import numpy as np
 
 from .autograd import Function, unbroadcast
 from .backend.dispatch import kernel
-from .kernels._shape import ShapeError
+from .shape import ShapeError
 
 
 def _broadcast(op: str, fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -123,7 +123,7 @@ def cmd_info(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from . import __version__
     from .backend.cpu import CpuPathError
-    from .kernels._shape import ShapeError
+    from .shape import ShapeError
     from .train import TrainingError
 
     parser = argparse.ArgumentParser(

@@ -24,8 +24,8 @@ from .kernels import conv as kc
 from .kernels import linear as kl
 from .kernels import padding as kp
 from .kernels import pooling as kpool
-from .kernels._shape import pair, resolve_conv_padding
 from .random import default_generator
+from .shape import pair, resolve_conv_padding
 from .tensor import Tensor, cat, stack  # noqa: F401  (re-exported for convenience)
 
 
@@ -220,7 +220,7 @@ def _batched(op: str, x: Tensor, fn):
         out = fn(x.unsqueeze(0))
         return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
     if x.ndim != 4:
-        from .kernels._shape import ShapeError
+        from .shape import ShapeError
         raise ShapeError(op, f"expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
                              f"{tuple(x.shape)}")
     return fn(x)

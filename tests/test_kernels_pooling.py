@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from convnetpy.kernels import padding, pooling
-from convnetpy.kernels._shape import ShapeError
+from convnetpy.shape import ShapeError
 
 # every test here runs on the reference kernels and on each compute path this CPU runs
 pytestmark = pytest.mark.usefixtures("every_path")

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ..shape import conv_params
+
 
 @dataclass
 class CalcResult:
@@ -68,7 +70,7 @@ def _window(kind: str, w: int, h: int, d: int, kernel: int, stride: int, pad: in
     if filters is None:
         params = 0
     else:
-        params = (kernel * kernel * d + 1) * filters
+        params = conv_params(d, filters, kernel)
     fits = w2 is not None and h2 is not None
     if fits:
         lines.append(f"  output volume: {w2}x{h2}x{d2} ({w2 * h2 * d2:,} numbers)")

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from ..nn.module import Module
+from ..shape import INPUT_RF
 from . import render
-from .trace import INPUT_RF, trace
+from .trace import trace
 
 OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "adam": 2}
 

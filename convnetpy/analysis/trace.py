@@ -16,14 +16,17 @@ from typing import Any
 import numpy as np
 
 from ..autograd import no_grad, set_tracer
-from ..kernels._shape import conv_out_size, conv_size_formula, inexact_note
 from ..nn.module import Module
+from ..shape import (
+    INPUT_RF,
+    ReceptiveField,
+    conv_output_size,
+    conv_size_formula,
+    inexact_note,
+    receptive_field_step,
+)
 from ..tensor import Tensor
 
-# a receptive field: per axis (height, width): size, jump (stride in input pixels), start
-# (centre of the first unit, in input pixel coordinates)
-RF = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
-INPUT_RF: RF = ((1, 1), (1, 1), (0.5, 0.5))
 VIEWS = {"Reshape", "Permute"}  # ops whose output shares the input's memory
 # element-wise layers through which "this tensor came from that 1x1 conv" still holds
 LINEAGE = {"ReLU", "LeakyReLU", "BatchNorm", "Dropout", "Sigmoid", "Tanh"}
@@ -40,18 +43,8 @@ class Row:
     act_elems: int = 0
     formula: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    rf: RF | None = None
+    rf: ReceptiveField | None = None
     conv: dict | None = None  # conv-vs-dense numbers for a Conv2d row
-
-
-def _rf_window(rf: RF, kernel, stride, pad_before, dilation) -> RF:
-    size, jump, start = rf
-    out = []
-    for ax in range(2):
-        k = dilation[ax] * (kernel[ax] - 1) + 1
-        out.append((size[ax] + (k - 1) * jump[ax], jump[ax] * stride[ax],
-                    start[ax] + ((k - 1) / 2 - pad_before[ax]) * jump[ax]))
-    return tuple(zip(*out))  # type: ignore[return-value]
 
 
 class Tracer:
@@ -92,14 +85,14 @@ class Tracer:
         if kind == "Conv2d":
             w = args[1].data
             pads = kwargs["padding"]
-            rf = _rf_window(rf, w.shape[2:], kwargs["stride"], (pads[0][0], pads[1][0]),
+            rf = receptive_field_step(rf, w.shape[2:], kwargs["stride"], (pads[0][0], pads[1][0]),
                             kwargs["dilation"])
             if row is not None:
                 self._conv(row, x, w, result.data, kwargs, getattr(tensors[0], "_src", None))
             src = row if w.shape[2:] == (1, 1) else None
         elif kind in ("MaxPool2d", "AvgPool2d"):
             d = kwargs.get("dilation", (1, 1))
-            rf = _rf_window(rf, kwargs["kernel"], kwargs["stride"], kwargs["padding"], d)
+            rf = receptive_field_step(rf, kwargs["kernel"], kwargs["stride"], kwargs["padding"], d)
             if row is not None:
                 self._window_formula(row, x, kwargs["kernel"], kwargs["stride"],
                                      [(p, p) for p in kwargs["padding"]], d,
@@ -108,7 +101,7 @@ class Tracer:
             ins, outs = x.shape[2:], kwargs["output_size"]
             k = tuple(-(-i // o) for i, o in zip(ins, outs))
             s = tuple(max(i // o, 1) for i, o in zip(ins, outs))
-            rf = _rf_window(rf, k, s, (0, 0), (1, 1))
+            rf = receptive_field_step(rf, k, s, (0, 0), (1, 1))
         elif kind == "Pad":
             left, _, top, _ = kwargs["pad"]
             size, jump, start = rf
@@ -126,7 +119,7 @@ class Tracer:
         for ax, axis in enumerate(("height", "width")):
             size = x.shape[2 + ax]
             formula = conv_size_formula(size, kernel[ax], stride[ax], pads[ax], dilation[ax])
-            out = conv_out_size(size, kernel[ax], stride[ax], pads[ax], dilation[ax])
+            out = conv_output_size(size, kernel[ax], stride[ax], pads[ax], dilation[ax])
             shown = f"{axis[0].upper()}: {formula}"
             if not formula.endswith(f"= {out}") and not ceil_mode:
                 shown += f" -> {out}"

@@ -4,4 +4,4 @@ Every ``*_forward`` returns ``(out, cache)`` and the matching ``*_backward`` tak
 ``(dout, cache)`` and returns the gradients.
 """
 
-from ._shape import ShapeError  # noqa: F401
+from ..shape import ShapeError  # noqa: F401

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._shape import ShapeError, check_conv_axis
+from ..shape import ShapeError, check_conv_axis
 
 Pad2 = tuple[tuple[int, int], tuple[int, int]]
 

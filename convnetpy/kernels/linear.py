@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._shape import ShapeError
+from ..shape import ShapeError
 
 
 def linear_output_shape(xshape: tuple[int, ...], wshape: tuple[int, ...],

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._shape import ShapeError
+from ..shape import ShapeError
 
 REDUCTIONS = ("none", "mean", "sum")
 

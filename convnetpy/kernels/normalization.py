@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._shape import ShapeError
+from ..shape import ShapeError
 
 
 def check_batch_norm(x, gamma, beta, running_mean, running_var, training) -> None:

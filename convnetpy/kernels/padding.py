@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._shape import ShapeError
+from ..shape import ShapeError
 
 _NP_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 MODES = ("constant", "zeros", "reflect", "replicate", "circular")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._shape import ShapeError, adaptive_bins, check_pool_axis
+from ..shape import ShapeError, adaptive_bins, check_pool_axis
 
 
 def _check4d(op: str, x: np.ndarray) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..kernels._shape import pair, resolve_conv_padding
+from ..shape import pair, resolve_conv_padding
 from . import init
 from .module import Module
 

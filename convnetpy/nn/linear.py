@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..kernels._shape import ShapeError
+from ..shape import ShapeError
 from ..tensor import Tensor
 from . import init
 from .module import Module

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from ..kernels._shape import ShapeError
+from ..shape import ShapeError
 from ..tensor import Tensor, _as_array
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..kernels._shape import ShapeError
+from ..shape import ShapeError
 from ..tensor import Tensor
 from .module import Module, Parameter
 

@@ -26,8 +26,8 @@ import numpy as np
 
 from .. import functional as F
 from ..analysis.trace import trace
-from ..kernels._shape import resolve_conv_padding
 from ..nn.module import Module
+from ..shape import resolve_conv_padding
 from ..tensor import Tensor
 
 

@@ -1,18 +1,26 @@
-"""All output-size arithmetic of convnetpy, in one place.
+"""The lecture's arithmetic, in one public place: output sizes, 'same' padding, the
+receptive-field step of a window, parameter counts, and the errors that explain a shape with
+them.
 
-Kernels, modules, error messages (and later the summary) call these functions, so a size is
-computed one way everywhere. Semantics follow PyTorch: sizes are floored, and pooling with
-``ceil_mode`` drops a last window that would start in the right padding.
+Kernels, layers, the summary, the calculator and every error message call these functions,
+so a size is computed one way everywhere; users can call them too. Semantics follow PyTorch:
+sizes are floored, and pooling with ``ceil_mode`` drops a last window that would start in
+the right padding.
 
 Shape:
     H_out = floor((H_in + 2*P - D*(K-1) - 1) / S) + 1
 
->>> conv_out_size(32, kernel=5, stride=1, padding=(2, 2))
+>>> from convnetpy.shape import conv_output_size, conv_params, same_padding
+>>> conv_output_size(32, kernel=5, stride=1, padding=2)
 32
->>> conv_out_size(227, kernel=11, stride=4)
+>>> conv_output_size(227, kernel=11, stride=4)
 55
->>> pool_out_size(5, kernel=2, stride=2, ceil_mode=True)
+>>> pool_output_size(5, kernel=2, stride=2, ceil_mode=True)
 3
+>>> conv_params(3, 10, kernel_size=5)  # (F*F*C_in + 1)*K
+760
+>>> same_padding(3)
+(1, 1)
 """
 
 from __future__ import annotations
@@ -86,15 +94,19 @@ def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def conv_out_size(
-    size: int, kernel: int, stride: int = 1, padding: tuple[int, int] = (0, 0), dilation: int = 1
+def conv_output_size(
+    size: int, kernel: int, stride: int = 1, padding: int | tuple[int, int] = 0,
+    dilation: int = 1,
 ) -> int:
-    """Output length of a convolution along one axis (PyTorch floor semantics).
+    """Output length of a convolution along one axis (PyTorch floor semantics):
+    floor((size + P_before + P_after - D*(K-1) - 1) / S) + 1.
 
-    ``padding`` is (before, after); may be <= 0 when the kernel does not fit.
+    ``padding`` is one number (each side) or (before, after); the result may be <= 0 when
+    the kernel does not fit (``check_conv_axis`` explains that case).
     """
+    before, after = (padding, padding) if isinstance(padding, int) else padding
     span = dilation * (kernel - 1) + 1
-    return (size + padding[0] + padding[1] - span) // stride + 1
+    return (size + before + after - span) // stride + 1
 
 
 def conv_size_formula(
@@ -118,7 +130,7 @@ def check_conv_axis(
     dilation: int,
 ) -> int:
     """Output length along one axis, or a ShapeError that explains why there is none."""
-    out = conv_out_size(size, kernel, stride, padding, dilation)
+    out = conv_output_size(size, kernel, stride, padding, dilation)
     span = dilation * (kernel - 1) + 1
     padded = size + padding[0] + padding[1]
     if out <= 0 or span > padded:
@@ -186,7 +198,7 @@ input is dropped. Use kernel_size=2 or 4, stride=1 or padding=(0, 1) to cover it
             "to cover it exactly.")
 
 
-def pool_out_size(
+def pool_output_size(
     size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1,
     ceil_mode: bool = False,
 ) -> int:
@@ -215,7 +227,7 @@ def check_pool_axis(
             f"padding {padding} should be at most half of the effective kernel size "
             f"{span} (kernel {kernel}, dilation {dilation}) along the {axis}",
         )
-    out = pool_out_size(size, kernel, stride, padding, dilation, ceil_mode)
+    out = pool_output_size(size, kernel, stride, padding, dilation, ceil_mode)
     if out <= 0:
         formula = conv_size_formula(size, kernel, stride, (padding, padding), dilation)
         raise ShapeError(
@@ -265,8 +277,56 @@ def resolve_conv_padding(
     return (ph, ph), (pw, pw)
 
 
+# a receptive field per axis (height, width): size, jump (the distance in input pixels between
+# neighbouring units) and start (the centre of the first unit, in input pixel coordinates)
+ReceptiveField = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
+INPUT_RF: ReceptiveField = ((1, 1), (1, 1), (0.5, 0.5))
+
+
+def receptive_field_step(
+    rf: ReceptiveField, kernel: tuple[int, int], stride: tuple[int, int],
+    pad_before: tuple[int, int], dilation: tuple[int, int] = (1, 1),
+) -> ReceptiveField:
+    """The receptive field after one window (convolution or pooling): per axis
+    size' = size + (D*(K-1)) * jump, jump' = jump * S,
+    start' = start + (D*(K-1)/2 - P_before) * jump.
+
+    >>> rf = receptive_field_step(INPUT_RF, (3, 3), (1, 1), (1, 1))
+    >>> receptive_field_step(rf, (2, 2), (2, 2), (0, 0))[:2]
+    ((4, 4), (2, 2))
+    """
+    size, jump, start = rf
+    out = []
+    for ax in range(2):
+        k = dilation[ax] * (kernel[ax] - 1) + 1
+        out.append((size[ax] + (k - 1) * jump[ax], jump[ax] * stride[ax],
+                    start[ax] + ((k - 1) / 2 - pad_before[ax]) * jump[ax]))
+    return tuple(zip(*out))  # type: ignore[return-value]
+
+
+def conv_params(in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                groups: int = 1, bias: bool = True) -> int:
+    """Parameters of a convolution: (F_h*F_w*C_in/groups + 1)*K (no +1 without a bias).
+
+    >>> conv_params(96, 256, 5, groups=2)
+    307456
+    """
+    kh, kw = pair(kernel_size, "kernel_size")
+    return (kh * kw * (in_channels // groups) + (1 if bias else 0)) * out_channels
+
+
+def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:
+    """Parameters of a fully-connected layer: (in + 1)*out (in*out without a bias).
+
+    >>> linear_params(400, 120)
+    48120
+    """
+    return (in_features + (1 if bias else 0)) * out_features
+
+
 __all__ = [
-    "ShapeError", "pair", "same_padding", "conv_out_size", "conv_size_formula",
-    "check_conv_axis", "pool_out_size", "check_pool_axis", "adaptive_bins",
-    "resolve_conv_padding", "inexact_note",
+    "ShapeError", "pair", "same_padding", "conv_output_size", "conv_size_formula",
+    "check_conv_axis", "pool_output_size", "check_pool_axis", "adaptive_bins",
+    "resolve_conv_padding", "inexact_note", "ReceptiveField", "INPUT_RF",
+    "receptive_field_step", "conv_params", "linear_params",
 ]
