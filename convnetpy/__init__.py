@@ -17,8 +17,7 @@ from .backend.threads import get_num_threads, set_num_threads
 from .random import get_rng_state, manual_seed, set_rng_state
 from .shape import ShapeError
 from .tensor import Tensor, cat, from_numpy, is_tensor, ones, stack, tensor, zeros
-
-__version__ = "0.1.0"
+from .version import __version__
 
 float32 = _np.float32
 float64 = _np.float64

@@ -102,6 +102,9 @@ class Function:
 
     parents: tuple = ()
     needs: tuple[bool, ...] = ()
+    # the Tensor class that ``apply`` takes and returns; tensor.py sets it when it defines
+    # Tensor (this module sits below tensor.py, so it cannot import it)
+    tensor_type: Any = None
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
@@ -122,8 +125,7 @@ class Function:
         settings go in keyword arguments. ``backward`` returns one gradient per positional
         argument (None for a None input or one that needs no gradient).
         """
-        from .tensor import Tensor
-
+        Tensor = Function.tensor_type
         ctx = cls()
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         ctx.needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)

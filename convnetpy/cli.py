@@ -121,10 +121,10 @@ def cmd_info(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import __version__
     from .backend.cpu import CpuPathError
     from .shape import ShapeError
     from .train import TrainingError
+    from .version import __version__
 
     parser = argparse.ArgumentParser(
         prog="convnetpy",

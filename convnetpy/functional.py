@@ -25,7 +25,7 @@ from .kernels import linear as kl
 from .kernels import padding as kp
 from .kernels import pooling as kpool
 from .random import default_generator
-from .shape import pair, resolve_conv_padding
+from .shape import ShapeError, pair, resolve_conv_padding
 from .tensor import Tensor, cat, stack  # noqa: F401  (re-exported for convenience)
 
 
@@ -220,7 +220,6 @@ def _batched(op: str, x: Tensor, fn):
         out = fn(x.unsqueeze(0))
         return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
     if x.ndim != 4:
-        from .shape import ShapeError
         raise ShapeError(op, f"expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
                              f"{tuple(x.shape)}")
     return fn(x)
@@ -439,3 +438,9 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     w = None if weight is None else _t(weight, "weight")
     reduction = _check_reduce_args(size_average, reduce, reduction)
     return _MSELoss.apply(x, t, w, reduction=reduction)
+
+
+# The Tensor methods that are ops of this module, as in PyTorch (``x.relu()``,
+# ``x.softmax(1)``): attached here because tensor.py sits below this module.
+Tensor.relu, Tensor.sigmoid, Tensor.tanh = relu, sigmoid, tanh
+Tensor.softmax, Tensor.log_softmax = softmax, log_softmax

@@ -2,7 +2,8 @@
 
 ``backward()`` walks the graph in reverse topological order computed iteratively (no
 recursion, so a 10,000-op chain is fine), summing the gradients of nodes used more than once.
-The math operators and methods are Functions in ``_ops.py``.
+The math operators and methods are Functions in ``_ops.py``; the activation methods
+(``relu``, ``softmax``, ...) are attached by ``functional.py``, which sits above this module.
 
 NOTE: unlike ``torch.Tensor.data``, ``Tensor.data`` is the underlying ``numpy.ndarray``;
 optimizers update it in place. ``Tensor(ndarray)`` shares the array (like
@@ -23,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _ops as ops
-from .autograd import is_grad_enabled
+from .autograd import Function, is_grad_enabled
 
 _FLOATS = (np.float16, np.float32, np.float64)
 
@@ -272,26 +273,6 @@ class Tensor:
     def abs(self) -> Tensor: return ops.Abs.apply(self)
     def clamp(self, min=None, max=None) -> Tensor: return ops.Clamp.apply(self, lo=min, hi=max)
 
-    def relu(self) -> Tensor:
-        from . import functional as F
-        return F.relu(self)
-
-    def sigmoid(self) -> Tensor:
-        from . import functional as F
-        return F.sigmoid(self)
-
-    def tanh(self) -> Tensor:
-        from . import functional as F
-        return F.tanh(self)
-
-    def softmax(self, dim: int) -> Tensor:
-        from . import functional as F
-        return F.softmax(self, dim)
-
-    def log_softmax(self, dim: int) -> Tensor:
-        from . import functional as F
-        return F.log_softmax(self, dim)
-
     # ----- reductions -----
     def sum(self, dim=None, keepdim: bool = False) -> Tensor:
         return ops.Sum.apply(self, dim=dim, keepdim=keepdim)
@@ -362,6 +343,9 @@ class Tensor:
         elif isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         return ops.Index.apply(self, index=index)
+
+
+Function.tensor_type = Tensor
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:

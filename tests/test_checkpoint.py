@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import convnetpy as cp
-from convnetpy import checkpoint as ck
 from convnetpy import models, nn, optim
+from convnetpy.io import checkpoint as ck
 
 
 def trained(seed=0):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from convnetpy import safetensors as st
+from convnetpy.io import safetensors as st
 
 TENSORS = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array(7, dtype=np.int64),
            "c": np.zeros((0, 4), dtype=np.float64), "d": np.array([True, False]),

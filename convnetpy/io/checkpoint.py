@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..version import __version__
 from . import safetensors
 
 FORMAT = "convnetpy-checkpoint"
@@ -58,8 +59,6 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def versions() -> dict[str, str]:
-    from . import __version__
-
     return {"convnetpy": __version__, "numpy": np.__version__,
             "python": platform.python_version()}
 
