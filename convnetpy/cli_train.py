@@ -135,7 +135,8 @@ def cmd_dashboard(args) -> int:
 
 
 def _load(path):
-    from . import checkpoint, models
+    from . import models
+    from .io import checkpoint
     from .train import TrainConfig
 
     ck = checkpoint.load_checkpoint(path)
@@ -149,7 +150,7 @@ def _load(path):
 
 def cmd_eval(args) -> int:
     from .data import DataLoader, get_dataset
-    from .train.loop import evaluate, transforms_for
+    from .train import evaluate, transforms_for
 
     ck, cfg, model = _load(args.checkpoint)
     meta = ck.meta

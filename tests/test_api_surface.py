@@ -108,3 +108,18 @@ def test_optimizer_and_scheduler_state_round_trip(factory):
     resumed = _train(factory, 11, resume_at=5)
     assert straight[0] == resumed[0]
     np.testing.assert_array_equal(straight[1], resumed[1])
+
+
+def test_onecycle_with_a_warm_up_of_no_length_starts_at_max_lr():
+    # pct_start * total_steps == 1: PyTorch divides by the phase's zero length; we start at
+    # the phase's end (max_lr) and anneal as usual
+    p = nn.Parameter(np.zeros(3, np.float32))
+    opt = optim.SGD([p], lr=0.5, momentum=0.9)
+    sched = lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=4, pct_start=0.25)
+    lrs = [sched.get_last_lr()[0]]
+    for _ in range(3):
+        opt.step()
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    assert lrs[0] == 1.0 and lrs[1] < 1.0 and lrs == sorted(lrs, reverse=True)
+    assert lrs[-1] == pytest.approx(1.0 / 25 / 1e4)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from conftest import default_sigint
 
-from convnetpy import checkpoint as ck
 from convnetpy.cli import main
 from convnetpy.data import synthetic
+from convnetpy.io import checkpoint as ck
 from convnetpy.train import TrainConfig, TrainingError, fit
 
 TINY = dict(model="lenet5", data="synthetic:320", epochs=2, batch_size=32, lr=0.02,
@@ -234,3 +234,74 @@ def test_finite_checks_skip_frozen_parameters_and_name_the_bad_one():
     net[1].weight.grad.data[0, 0] = np.inf
     with pytest.raises(TrainingError, match="step 7: the gradient of 1.weight holds NaN or Inf"):
         _check_finite(net, 7, "gradient")
+
+
+def test_a_users_callback_sees_every_hook_in_order_and_can_stop_the_run(tmp_path):
+    from convnetpy.train import Callback
+
+    class Recorder(Callback):
+        def __init__(self):
+            self.events = []
+
+        def on_train_begin(self, state):
+            self.events.append(("begin", state.step))
+
+        def on_epoch_begin(self, state):
+            self.events.append(("epoch", state.epoch))
+
+        def on_step_end(self, state):
+            self.events.append(("step", state.step, round(state.loss, 6)))
+            if state.step == 11:
+                state.request_stop("enough")
+
+        def on_epoch_end(self, state):
+            self.events.append(("epoch_end", state.record["epoch"], state.record["val_acc"]))
+
+        def on_train_end(self, state):
+            self.events.append(("end", state.status))
+
+    rec, lines = Recorder(), []
+    r = fit(config=cfg(tmp_path, log_steps=True), callbacks=[rec], log=lines.append)
+    kinds = [e[0] for e in rec.events]
+    # 256 training images / 32: 8 steps per epoch; the stop comes at step 11, mid-epoch 2
+    assert kinds == ["begin", "epoch"] + ["step"] * 8 + ["epoch_end", "epoch"] + \
+        ["step"] * 3 + ["end"]
+    assert r["status"] == "enough" and rec.events[-1] == ("end", "enough")
+    # the callback saw the losses the step log printed, in order
+    logged = [round(float(x.split()[3]), 6) for x in lines if x.startswith("step ")]
+    assert [e[2] for e in rec.events if e[0] == "step"] == logged
+    assert rec.events[10][1:] == (1, r["history"][0]["val_acc"])
+    # a stop mid-epoch leaves a checkpoint at that step, which resumes
+    run = tmp_path / os.path.basename(r["run_dir"])
+    assert ck.load_checkpoint(run).meta["step"] == 11
+
+
+def test_fit_takes_a_model_and_a_dataset_object(tmp_path):
+    from convnetpy import nn
+
+    data = synthetic(160)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(4 * 15 * 15, 4))
+    r = fit(net, data, cfg(tmp_path, epochs=1), log=quiet)
+    assert r["model"] is net and r["status"] == "completed" and len(r["history"]) == 1
+    with pytest.raises(ValueError, match="Linear\\(in_features=10"):
+        fit(nn.Sequential(nn.Flatten(), nn.Linear(10, 4)), data, cfg(tmp_path), log=quiet)
+
+
+def test_a_failing_callback_still_ends_every_callback(tmp_path):
+    from convnetpy.train import Callback
+
+    class Boom(Callback):
+        def on_step_end(self, state):
+            if state.step == 2:
+                raise RuntimeError("boom")
+
+    class Last(Callback):
+        status = None
+
+        def on_train_end(self, state):
+            Last.status = state.status
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(config=cfg(tmp_path), callbacks=[Boom(), Last()], log=quiet)
+    assert Last.status == "failed"

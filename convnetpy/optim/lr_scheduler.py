@@ -184,7 +184,11 @@ class CosineAnnealingLR(LRScheduler):
 
 class OneCycleLR(LRScheduler):
     """The 1cycle policy: warm up to max_lr, then anneal far below the start; momentum (or
-    Adam's beta1) cycles the other way."""
+    Adam's beta1) cycles the other way.
+
+    NOTE: a phase of no length (pct_start * total_steps == 1, e.g. 0.25 of 4 steps) starts
+    at its end value here; PyTorch divides by its zero length and raises ZeroDivisionError.
+    """
 
     def __init__(self, optimizer: Optimizer, max_lr, total_steps: int | None = None,
                  epochs: int | None = None, steps_per_epoch: int | None = None,
@@ -267,7 +271,7 @@ class OneCycleLR(LRScheduler):
             start = 0.0
             for i, (end, lr0, lr1, m0, m1) in enumerate(self._phases):
                 if step <= end or i == len(self._phases) - 1:
-                    pct = (step - start) / (end - start)
+                    pct = (step - start) / (end - start) if end > start else 1.0
                     lr = self._anneal(g[lr0], g[lr1], pct)
                     mom = self._anneal(g[m0], g[m1], pct) if self.cycle_momentum else None
                     break

@@ -1,4 +1,6 @@
-"""Training: ``TrainConfig``, ``fit()``, ``evaluate()`` and the presets.
+"""Training: ``TrainConfig`` and the presets, ``fit()`` (the loop, loop.py) composed of
+callbacks (callbacks.py) over a ``RunState`` (state.py), ``evaluate()``, and
+``load_trained()`` for a model back from its checkpoint.
 
 >>> from convnetpy.train import TrainConfig
 >>> TrainConfig(epochs=0)
@@ -7,7 +9,25 @@ Traceback (most recent call last):
 ValueError: TrainConfig: epochs must be at least 1, got 0
 """
 
+from .callbacks import (
+                        Callback,
+                        Checkpointing,
+                        DashboardMonitor,
+                        EarlyStopping,
+                        EpochLog,
+                        Interrupt,
+                        LRSchedule,
+                        Progress,
+                        RunLimits,
+                        StepLog,
+                        default_callbacks,
+)
 from .config import PRESETS, TrainConfig, preset
-from .loop import TrainingError, evaluate, fit
+from .loop import TrainingError, evaluate, fit, train_one_epoch
+from .recipe import Trained, load_trained, transforms_for
+from .state import RunState
 
-__all__ = ["TrainConfig", "fit", "evaluate", "TrainingError", "PRESETS", "preset"]
+__all__ = ["TrainConfig", "fit", "evaluate", "train_one_epoch", "TrainingError", "PRESETS",
+           "preset", "RunState", "Callback", "Checkpointing", "DashboardMonitor",
+           "EarlyStopping", "EpochLog", "Interrupt", "LRSchedule", "Progress", "RunLimits",
+           "StepLog", "default_callbacks", "load_trained", "Trained", "transforms_for"]

@@ -1,0 +1,99 @@
+"""What a TrainConfig builds: the model, optimizer, schedule and transforms of a run, its run
+folder, and a trained model back from a checkpoint (``load_trained``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .. import models, optim
+from ..data import transforms as T
+from ..data.dataset import ArrayDataset
+from ..io import checkpoint as ckpt_mod
+from .config import TrainConfig
+
+
+def channel_stats(ds: ArrayDataset) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of ``ds``'s pixels scaled to [0, 1]."""
+    x = ds.images.astype(np.float64) / 255.0
+    mean = x.mean(axis=(0, 2, 3))
+    std = x.std(axis=(0, 2, 3))
+    return mean.tolist(), np.maximum(std, 1e-3).tolist()
+
+
+def build_model(cfg: TrainConfig, num_classes: int, in_channels: int):
+    return models.get(cfg.model, num_classes=num_classes, in_channels=in_channels,
+                      **cfg.model_kwargs)
+
+
+def make_optimizer(cfg: TrainConfig, params):
+    if cfg.optimizer == "sgd":
+        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                         nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.optimizer == "adam":
+        return optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(cfg: TrainConfig, opt, total: int):
+    s = optim.lr_scheduler
+    if cfg.schedule == "onecycle":
+        return s.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.pct_start,
+                            cycle_momentum=cfg.optimizer in ("sgd", "rmsprop")
+                            and cfg.momentum > 0)
+    if cfg.schedule == "cosine":
+        return s.CosineAnnealingLR(opt, T_max=total)
+    if cfg.schedule == "multistep":
+        return s.MultiStepLR(opt, [int(m * total) for m in cfg.milestones], cfg.gamma)
+    if cfg.schedule == "step":
+        return s.StepLR(opt, max(total // 3, 1), cfg.gamma)
+    return s.StepLR(opt, step_size=total + 1, gamma=1.0)  # constant
+
+
+def transforms_for(cfg: TrainConfig, shape, mean, std, train: bool):
+    """The batch transforms of the training (augmented) or evaluation side of a run."""
+    steps: list = []
+    if train:
+        if "crop" in cfg.augment:
+            steps.append(T.RandomCrop(shape[1], padding=cfg.crop_padding))
+        if "flip" in cfg.augment:
+            steps.append(T.RandomHorizontalFlip())
+        if "cutout" in cfg.augment:
+            steps.append(T.Cutout(cfg.cutout))
+    steps.append(T.Normalize(mean, std))
+    return T.Compose(steps)
+
+
+def new_run_dir(cfg: TrainConfig) -> Path:
+    """A fresh folder under ``cfg.out`` (``run_id``, or the time and the model's name)."""
+    base = Path(cfg.out)
+    rid = cfg.run_id or time.strftime("%Y%m%d-%H%M%S") + f"-{cfg.model}"
+    path, k = base / rid, 2
+    while path.exists() and not cfg.run_id:
+        path, k = base / f"{rid}-{k}", k + 1
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Trained(NamedTuple):
+    """A trained model back from its checkpoint (``load_trained``)."""
+    checkpoint: Any  # convnetpy.io.Checkpoint: its meta holds classes, mean, std, input_shape
+    config: TrainConfig
+    model: Any
+
+
+def load_trained(path: str | Path) -> Trained:
+    """The model of a run folder or checkpoint folder, built from the run's recipe with the
+    checkpoint's weights, in evaluation mode."""
+    ck = ckpt_mod.load_checkpoint(path)
+    cfg = TrainConfig.from_dict(ck.meta["config"])
+    model = models.get(cfg.model, num_classes=ck.meta["num_classes"],
+                       in_channels=ck.meta["input_shape"][0], **cfg.model_kwargs)
+    ckpt_mod.restore(ck, model)
+    model.eval()
+    return Trained(ck, cfg, model)
