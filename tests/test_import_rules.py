@@ -1,7 +1,7 @@
-"""The dependency rules of DESIGN.md, read from the source: kernels import only numpy (and
-each other): no threads, workspaces, numba or anything above them; only backend imports
-numba and llvmlite; nn never imports data/train/dashboard; nothing in convnetpy imports
-torch except an explicit interop module."""
+"""The dependency rules of DESIGN.md, read from the source: the layers point one way and no
+module imports itself back through others (deferred imports count); kernels import only
+numpy and shape: no threads, workspaces, numba or anything above them; only backend imports
+numba and llvmlite; nothing in convnetpy imports torch except an explicit interop module."""
 
 import ast
 from pathlib import Path
@@ -21,6 +21,101 @@ def imports(path: Path) -> set[str]:
             sep = "" if base.endswith(".") else "."
             names |= {base + sep + a.name for a in node.names}
     return names
+
+
+# bottom to top: a module may import its own layer's modules and any layer below, never one
+# above (the layers of DESIGN.md; the package's __init__ is the public facade that the
+# command line and the dashboard may use)
+LAYERS = [
+    {"version", "shape", "random"},
+    {"kernels"},
+    {"backend", "runtime"},
+    {"autograd"},
+    {"_ops"},
+    {"tensor"},
+    {"functional"},
+    {"nn"},
+    {"optim", "data", "models"},
+    {"analysis", "io", "viz", "train"},
+    {"convnetpy"},
+    {"dashboard"},
+    {"cli", "__main__"},
+]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PKG.rglob("*.py")}
+
+
+def internal_imports(name: str) -> set[str]:
+    """The convnetpy modules that module ``name`` imports, anywhere in its body."""
+    path = MODULES[name]
+    here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.split(".")[0] == "convnetpy"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(here[: len(here) - node.level + 1]
+                                + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base.split(".")[0] != "convnetpy":
+                continue
+            for a in node.names:  # "from . import nn" imports the module convnetpy.nn
+                full = f"{base}.{a.name}"
+                out.add(full if full in MODULES else base)
+    return out - {name}
+
+
+def layer(name: str) -> int:
+    top = name.split(".")[1] if "." in name else name
+    for i, group in enumerate(LAYERS):
+        if top in group:
+            return i
+    raise AssertionError(f"{name} belongs to no layer of LAYERS: add it where it fits")
+
+
+def test_every_import_points_down_the_layers():
+    upward = [f"{m} imports {t}" for m in MODULES for t in internal_imports(m)
+              if layer(t) > layer(m)]
+    assert not upward, "imports that point up the layers:\n" + "\n".join(sorted(upward))
+
+
+def test_no_module_imports_itself_back():
+    graph = {m: internal_imports(m) & MODULES.keys() for m in MODULES}
+    cycles, index, low, stack, on_stack = [], {}, {}, [], set()
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                part.add(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                cycles.append(sorted(part))
+
+    for m in sorted(graph):
+        if m not in index:
+            visit(m)
+    assert not cycles, f"modules that import each other (directly or through others): {cycles}"
 
 
 def test_kernels_import_only_numpy_shape_and_each_other():
@@ -70,3 +165,6 @@ def test_the_rule_checker_sees_imports():
     # guard against a checker that silently finds nothing
     assert "numpy" in imports(PKG / "kernels" / "conv.py")
     assert "..functional" in imports(PKG / "nn" / "functional.py")
+    assert "convnetpy.functional" in internal_imports("convnetpy.nn.functional")
+    assert "convnetpy.autograd" in internal_imports("convnetpy.tensor")
+    assert layer("convnetpy.cli") > layer("convnetpy.nn.conv") > layer("convnetpy.shape")

@@ -225,10 +225,10 @@ def decode_image(data: bytes, input_shape) -> np.ndarray:
     (Pillow restricted to JPEG/PNG, pixel cap)."""
     import io
 
-    from ..data.folder import MAX_PIXELS, _decode
+    from ..data import decode_image as decode
 
     c, h, w = input_shape
-    return _decode(io.BytesIO(data), (h, w), "L" if c == 1 else "RGB", MAX_PIXELS)
+    return decode(io.BytesIO(data), (h, w), "L" if c == 1 else "RGB")
 
 
 class DashboardServer(ThreadingHTTPServer):

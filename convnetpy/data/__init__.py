@@ -15,7 +15,7 @@ import numpy as np
 
 from .cifar10 import load_cifar10
 from .dataset import ArrayDataset, validate_labels
-from .folder import load_folder
+from .folder import decode_image, load_folder
 from .loader import DataLoader
 from .mnist import load_mnist
 from .transforms import Compose, Cutout, Normalize, RandomCrop, RandomHorizontalFlip
@@ -75,5 +75,5 @@ def get_dataset(spec: str, image_size: int = 32) -> ArrayDataset:
 
 
 __all__ = ["ArrayDataset", "DataLoader", "validate_labels", "load_cifar10", "load_mnist",
-           "load_folder", "load_digits", "synthetic", "get_dataset", "Compose", "Normalize",
-           "RandomCrop", "RandomHorizontalFlip", "Cutout"]
+           "load_folder", "decode_image", "load_digits", "synthetic", "get_dataset", "Compose",
+           "Normalize", "RandomCrop", "RandomHorizontalFlip", "Cutout"]

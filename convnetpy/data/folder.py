@@ -20,10 +20,15 @@ EXTENSIONS = {".jpg", ".jpeg", ".png"}
 MAX_PIXELS = 4096 * 4096
 
 
-def _decode(path: Path, size: tuple[int, int], mode: str, max_pixels: int) -> np.ndarray:
+def decode_image(source, size: tuple[int, int], mode: str = "RGB",
+                 max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A JPEG or PNG (a path or a binary file object) as uint8 (C, H, W) of ``size`` (H, W),
+    in ``mode`` "RGB" or "L" (grey). Pillow opens only those two formats, the pixel count is
+    capped before decoding, and the whole image is decoded, so a corrupt or truncated file
+    raises here (Pillow's error, or ValueError for an oversized one)."""
     from PIL import Image
 
-    with Image.open(path, formats=["JPEG", "PNG"]) as im:
+    with Image.open(source, formats=["JPEG", "PNG"]) as im:
         w, h = im.size
         if w * h > max_pixels:
             raise ValueError(f"{w}x{h} pixels exceeds the cap of {max_pixels:,}")
@@ -54,7 +59,7 @@ def load_folder(root: str | Path, image_size: int | tuple[int, int] = 32,
                        and not any(part.startswith(".") for part in p.relative_to(root).parts))
         for f in files:
             try:
-                images.append(_decode(f, size, "L" if channels == 1 else "RGB", max_pixels))
+                images.append(decode_image(f, size, "L" if channels == 1 else "RGB", max_pixels))
                 labels.append(ci)
             except Exception as e:  # noqa: BLE001 - any unreadable image is skipped, named
                 skipped += 1

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+HELP = "write PNG pictures: filters, activations, curves, confusion matrix"
 
-def add_parsers(sub) -> None:
-    v = sub.add_parser("viz", help="write PNG pictures: filters, activations, curves, "
-                                   "confusion matrix")
+
+def add_arguments(v) -> None:
     vs = v.add_subparsers(dest="what", required=True, metavar="{filters,activations,curves,"
                                                                "confusion}")
     f = vs.add_parser("filters", help="every conv layer's filters (the first as RGB patches)")
@@ -32,17 +32,17 @@ def add_parsers(sub) -> None:
     m.add_argument("--out", default="confusion.png")
 
 
-def cmd_viz(args) -> int:
+def run(args) -> int:
     return {"filters": _filters, "activations": _activations, "curves": _curves,
             "confusion": _confusion}[args.what](args)
 
 
 def _filters(args) -> int:
-    from .cli_train import _load
-    from .nn import Conv2d
-    from .viz import render
+    from ..nn import Conv2d
+    from ..train import load_trained
+    from ..viz import render
 
-    _, _, model = _load(args.checkpoint)
+    model = load_trained(args.checkpoint).model
     convs = [(name, m) for name, m in model.named_modules() if isinstance(m, Conv2d)]
     if args.layer:
         convs = [(n, m) for n, m in convs if n == args.layer]
@@ -65,13 +65,14 @@ def _filters(args) -> int:
 
 
 def _activations(args) -> int:
-    from . import functional as F
-    from .autograd import no_grad
-    from .cli_train import _load, image_input
-    from .tensor import Tensor
-    from .viz import probe, render
+    from .. import functional as F
+    from ..autograd import no_grad
+    from ..tensor import Tensor
+    from ..train import load_trained
+    from ..viz import probe, render
+    from .common import image_input
 
-    ck, _, model = _load(args.checkpoint)
+    ck, _, model = load_trained(args.checkpoint)
     pixels, x = image_input(args.image, ck.meta)
     layers = probe.probe(model, x[0])
     with no_grad():
@@ -96,7 +97,7 @@ def _activations(args) -> int:
 
 
 def _curves(args) -> int:
-    from .train.report import plot_curves
+    from ..train.report import plot_curves
 
     path = Path(args.run) / "metrics.jsonl"
     if not path.is_file():
@@ -110,7 +111,7 @@ def _curves(args) -> int:
 
 
 def _confusion(args) -> int:
-    from .cli_train import cmd_eval
+    from . import eval as eval_command
 
-    return cmd_eval(argparse.Namespace(checkpoint=args.checkpoint, data=args.data,
-                                       png=args.out))
+    return eval_command.run(argparse.Namespace(checkpoint=args.checkpoint, data=args.data,
+                                               png=args.out))

@@ -1,0 +1,65 @@
+"""What several commands share: a model named on the command line, an input size, an image
+file prepared for a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+
+def usage_error(message: str):
+    """A setting argparse could not check (main turns it into argparse's usage message)."""
+    return argparse.ArgumentError(None, message)
+
+
+def load_model(spec: str, num_classes: int | None):
+    """A zoo name, or ``path/to/file.py:factory`` (a function or class returning a Module);
+    returns (model, the zoo's input size or None)."""
+    from .. import models
+    from ..nn import Module
+
+    if ":" not in spec:
+        return models.get(spec, num_classes=num_classes), models.default_input_size(spec)
+    path, _, attr = spec.rpartition(":")
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"no such file: {path} (MODEL is a zoo name or path/to/file.py:factory)")
+    mod_spec = importlib.util.spec_from_file_location(file.stem, file)
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    if not hasattr(module, attr):
+        raise ValueError(f"{path} has no attribute {attr!r}")
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    model = getattr(module, attr)(**kwargs)
+    if not isinstance(model, Module):
+        raise ValueError(f"{spec} returned {type(model).__name__}, not a convnetpy Module")
+    return model, None
+
+
+def parse_input(text: str) -> tuple[int, ...]:
+    """'3x224x224' -> (3, 224, 224)."""
+    try:
+        vals = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        vals = ()
+    if len(vals) != 3 or min(vals) < 1:
+        raise ValueError(f"--input must be CxHxW like 3x224x224, got {text!r}")
+    return vals
+
+
+def image_input(path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a JPEG/PNG for a checkpoint: (pixels (C, H, W) uint8 at the model's size,
+    the normalised float32 input (1, C, H, W)). Raises ValueError naming the file."""
+    from ..data import decode_image
+
+    c, h, w = meta["input_shape"]
+    try:
+        arr = decode_image(Path(path), (h, w), "L" if c == 1 else "RGB")
+    except Exception as e:  # noqa: BLE001 - any decoder failure is the file's fault
+        raise ValueError(f"{path}: cannot read it as a JPEG or PNG image ({e})") from e
+    mean = np.asarray(meta["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(meta["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+    return arr, (arr[None].astype(np.float32) / 255 - mean) / std

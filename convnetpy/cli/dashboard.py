@@ -1,0 +1,49 @@
+"""``convnetpy dashboard RUN``: the dashboard for a finished run or a checkpoint."""
+
+from __future__ import annotations
+
+import time
+
+HELP = "serve the dashboard for a finished run or a checkpoint"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("checkpoint", help="a run folder or checkpoint folder")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--allow-remote", action="store_true")
+    p.add_argument("--no-data", action="store_true",
+                   help="do not load the run's data for the predictions grid")
+
+
+def run(args) -> int:
+    """Serve the run's curves, its model on an example and its validation images; uploads
+    work; training controls do nothing. Ctrl-C stops it."""
+    from ..dashboard import Monitor, pick_examples, serve
+    from ..data import get_dataset
+    from ..train import load_trained
+
+    ck, cfg, model = load_trained(args.checkpoint)
+    run_dir = ck.path.parent.parent
+    examples = labels = None
+    if not args.no_data:
+        try:
+            ds = get_dataset(cfg.data, cfg.image_size)
+            examples, labels = pick_examples(ds.split(cfg.val_fraction, cfg.seed)[1])
+        except (OSError, ValueError) as e:
+            print(f"the run's data ({cfg.data}) is not available ({e}); upload images instead")
+    summary_path = run_dir / "summary.txt"
+    monitor = Monitor(model, ck.meta, examples, labels,
+                      summary_path.read_text() if summary_path.exists() else "", ck.meta["config"])
+    for rec in ck.meta.get("history", []):
+        monitor.on_epoch(rec)
+    monitor.offer_weights(ck.meta.get("step", 0))
+    monitor.finish("finished run")
+    srv = serve(monitor, args.host, args.port, args.allow_remote)
+    print(f"dashboard for {ck.path}: {srv.url}  (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        srv.stop()
+    return 0

@@ -1,0 +1,74 @@
+"""``convnetpy train``: a preset, or any TrainConfig field, through ``convnetpy.train.fit``."""
+
+from __future__ import annotations
+
+import json
+
+HELP = "train a model (no options: LeNet-5 on the bundled digits, about a minute)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--preset", help="a named recipe: digits-lenet5 (default), mnist-lenet5, "
+                                    "cifar10-quick, cifar10-convnetjs, cifar10-resnet20")
+    p.add_argument("--model", help="a zoo name (convnetpy models)")
+    p.add_argument("--data", help="digits | mnist[:PATH] | cifar10[:PATH] | folder:PATH | "
+                                  "synthetic[:N]")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--out", help="parent folder of the run folders (default runs/)")
+    p.add_argument("--resume", metavar="RUN_OR_CKPT",
+                   help="continue a run exactly from its newest checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any TrainConfig field, e.g. --set augment='[\"crop\",\"flip\"]'")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--dashboard", action="store_true",
+                   help="serve a live view of the run in the browser (prints the URL)")
+    p.add_argument("--port", type=int, default=8765, help="dashboard port (default 8765)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="dashboard address (default 127.0.0.1; another needs --allow-remote)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="let the dashboard listen on a non-local address")
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def run(args) -> int:
+    from ..train import TrainConfig, fit, preset
+
+    sets = {}
+    for item in args.set:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        sets[key.strip().replace("-", "_")] = _parse_value(val)
+    if args.quiet:
+        sets["progress"] = False
+    watch = None
+    if args.dashboard:
+        from ..dashboard import watcher
+
+        watch = watcher(args.host, args.port, args.allow_remote)
+    if args.resume:
+        given = [k for k in ("preset", "model", "data", "epochs", "batch_size", "lr", "out")
+                 if getattr(args, k) is not None]
+        if given:
+            raise ValueError("--resume continues a run with its own settings; drop "
+                             + ", ".join("--" + k.replace("_", "-") for k in given))
+        result = fit(resume=args.resume, overrides=sets, watch=watch)
+    else:
+        values = preset(args.preset or "digits-lenet5")
+        for key in ("model", "data", "epochs", "batch_size", "lr", "out"):
+            if getattr(args, key) is not None:
+                values[key] = getattr(args, key)
+        result = fit(config=TrainConfig.from_dict({**values, **sets}), watch=watch)
+    acc = result["val_acc"]
+    shown = "n/a (no epoch finished)" if acc is None else f"{acc:.2%}"
+    print(f"validation accuracy: {shown} (best {max(result['best_val_acc'], 0):.2%}); "
+          f"status: {result['status']}; run folder: {result['run_dir']}")
+    return 0
