@@ -8,6 +8,8 @@ itself, the outermost call adds the layer's path (``features.0``), so the user r
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -45,8 +47,10 @@ class RemovableHandle:
         self.hooks.pop(self.key, None)
 
 
-_call_stack: list[Module] = []
-_hook_id = [0]
+# per thread, how deep in module calls it is: the outermost call names the path of a layer
+# that raised a ShapeError (a model may run in one thread while another probes its copy)
+_calls = threading.local()
+_hook_ids = itertools.count(1)  # next() on a count is atomic: ids stay unique across threads
 
 
 def _addindent(s: str, n: int) -> str:
@@ -316,18 +320,19 @@ class Module:
 
     def register_forward_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(module, inputs, output)`` runs after forward; may return a new output."""
-        _hook_id[0] += 1
-        self._forward_hooks[_hook_id[0]] = hook
-        return RemovableHandle(self._forward_hooks, _hook_id[0])
+        key = next(_hook_ids)
+        self._forward_hooks[key] = hook
+        return RemovableHandle(self._forward_hooks, key)
 
     def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(module, inputs)`` runs before forward; may return new inputs."""
-        _hook_id[0] += 1
-        self._forward_pre_hooks[_hook_id[0]] = hook
-        return RemovableHandle(self._forward_pre_hooks, _hook_id[0])
+        key = next(_hook_ids)
+        self._forward_pre_hooks[key] = hook
+        return RemovableHandle(self._forward_pre_hooks, key)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        _call_stack.append(self)
+        depth = getattr(_calls, "depth", 0)
+        _calls.depth = depth + 1
         try:
             for hook in list(self._forward_pre_hooks.values()):
                 res = hook(self, args)
@@ -342,11 +347,11 @@ class Module:
         except ShapeError as e:
             if e.module is None:
                 e.module, e.module_desc = self, self._one_line()
-            if len(_call_stack) == 1 and e.path is None and e.module is not self:
+            if depth == 0 and e.path is None and e.module is not self:
                 e.path = next((n for n, m in self.named_modules() if m is e.module), None)
             raise
         finally:
-            _call_stack.pop()
+            _calls.depth = depth
 
     # ----- repr -----
     def extra_repr(self) -> str:
