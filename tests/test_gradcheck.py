@@ -13,41 +13,10 @@ from convnetpy import nn
 pytestmark = pytest.mark.usefixtures("every_path")
 
 
-def numeric_grad(f, arr, eps=1e-6):
-    g = np.zeros_like(arr)
-    it = np.nditer(arr, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = arr[i]
-        arr[i] = old + eps
-        hi = f()
-        arr[i] = old - eps
-        lo = f()
-        arr[i] = old
-        g[i] = (hi - lo) / (2 * eps)
-    return g
-
-
 def gradcheck(fn, inputs, tol=1e-6, seed=0):
-    """fn(*tensors) -> Tensor; compares analytic and numeric gradients of sum(out * r)."""
-    rng = np.random.default_rng(seed)
-    out = fn(*inputs)
-    proj = rng.standard_normal(out.shape)
-
-    def scalar():
-        with cp.no_grad():
-            return float((fn(*inputs).numpy() * proj).sum())
-
-    for t in inputs:
-        t.grad = None
-    (fn(*inputs) * cp.tensor(proj)).sum().backward()
-    for k, t in enumerate(inputs):
-        if not t.requires_grad:
-            continue
-        num = numeric_grad(scalar, t.data)
-        ana = t.grad.numpy()
-        err = np.abs(num - ana).max() / max(1.0, np.abs(num).max())
-        assert err < tol, f"input {k}: gradient error {err:.3g}"
+    """fn(*tensors) -> Tensor: the public check (largest error within tol, or tol of the
+    largest numeric gradient)."""
+    assert cp.autograd.gradcheck(fn, inputs, eps=1e-6, atol=tol, rtol=tol, seed=seed)
 
 
 def rand(*shape, seed=0, grad=True):
@@ -189,3 +158,30 @@ def test_cast_passes_gradient_back_in_the_source_dtype():
     (a.float() * cp.tensor(np.float32([1, 2, 3]))).sum().backward()
     assert a.grad.dtype == np.float64
     np.testing.assert_array_equal(a.grad.numpy(), [1, 2, 3])
+
+
+def test_the_public_gradcheck_catches_a_wrong_backward_and_names_the_input():
+    from convnetpy.autograd import Function, GradcheckError, gradcheck
+
+    class Cube(Function):
+        factor = 1.0  # d(x^3)/dx = 3x^2, times this
+
+        def forward(self, x):
+            self.x = x
+            return x ** 3
+
+        def backward(self, g):
+            return (g * 3 * self.x ** 2 * self.factor,)
+
+    class Bad(Cube):
+        factor = 1.01  # a 1% error in the gradient
+
+    x = rand(3, 4)
+    w = rand(3, 4, seed=1, grad=False)
+    assert gradcheck(lambda a: Cube.apply(a), [x])
+    with pytest.raises(GradcheckError, match=r"gradient of input 1 \(shape \(3, 4\)\) is off"):
+        gradcheck(lambda b, a: Bad.apply(a) + b, [w, x])
+    assert gradcheck(lambda a: Bad.apply(a), [x], raise_exception=False) is False
+    with pytest.raises(ValueError, match="input 0 is float32; use float64"):
+        gradcheck(lambda a: Cube.apply(a), [cp.tensor(np.ones(3, np.float32),
+                                                      requires_grad=True)])
