@@ -24,3 +24,6 @@ def test_readme_python_blocks_run():
     assert "14.5 is not an integer; the last 1 row of the input is dropped" in text
     assert "(2, 32, 16, 16)" in text and "['conv1.weight', 'bn1.weight', 'bn1.bias']" in text
     assert "If it follows a Flatten, the flattened size is 4096: use in_features=4096." in text
+    assert "55 34944 (2, 2)\n" in text  # convnetpy.shape
+    assert "loss below threshold True\n" in text  # a user's callback stopped fit
+    assert "\nTrue\n" in text  # the custom Function passed gradcheck
