@@ -38,7 +38,9 @@ def _whole(a: np.ndarray) -> bool:
                                and not hasattr(base, "__array_interface__"))
 
 
-def _as_array(data: Any, dtype: Any = None, copy: bool = False) -> np.ndarray:
+def as_array(data: Any, dtype: Any = None, copy: bool = False) -> np.ndarray:
+    """``data`` (a Tensor, ndarray, torch tensor or nested sequence) as an ndarray, the way
+    ``convnetpy.tensor`` reads it: Python floats give float32; object arrays are refused."""
     if isinstance(data, Tensor):
         data = data.data
     elif hasattr(data, "detach") and hasattr(data, "numpy") and not isinstance(data, np.ndarray):
@@ -66,7 +68,7 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data: np.ndarray = _as_array(data, dtype)
+        self.data: np.ndarray = as_array(data, dtype)
         self.grad: Tensor | None = None
         self._ctx = None
         self._retain = False
@@ -183,7 +185,7 @@ class Tensor:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
             g = np.ones_like(self.data)
         else:
-            g = _as_array(grad, dtype=self.dtype)
+            g = as_array(grad, dtype=self.dtype)
             if g.shape != self.shape:
                 raise RuntimeError(
                     f"grad of shape {g.shape} does not match the tensor's shape {self.shape}"
@@ -385,7 +387,7 @@ def _accumulate(t: Tensor, g: np.ndarray, handed: set[int]) -> None:
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     """A new Tensor holding a copy of ``data`` (Python floats give float32)."""
-    t = Tensor._from_array(_as_array(data, dtype, copy=True))
+    t = Tensor._from_array(as_array(data, dtype, copy=True))
     return t.requires_grad_(True) if requires_grad else t
 
 

@@ -118,6 +118,18 @@ def test_no_module_imports_itself_back():
     assert not cycles, f"modules that import each other (directly or through others): {cycles}"
 
 
+def test_no_private_name_crosses_a_package():
+    # what another package needs is public and documented (DESIGN.md)
+    crossing = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:
+                crossing += [f"{name} imports {a.name} from {'.' * node.level}{node.module or ''}"
+                             for a in node.names
+                             if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not crossing, "\n".join(crossing)
+
+
 def test_kernels_import_only_numpy_shape_and_each_other():
     for path in (PKG / "kernels").glob("*.py"):
         for name in imports(path):

@@ -16,14 +16,14 @@ from typing import Any, Callable, Iterator, NamedTuple
 import numpy as np
 
 from ..shape import ShapeError
-from ..tensor import Tensor, _as_array
+from ..tensor import Tensor, as_array
 
 
 class Parameter(Tensor):
     """A Tensor that a Module registers as a learnable parameter (requires_grad by default)."""
 
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
-        arr = np.zeros(0, dtype=np.float32) if data is None else _as_array(data)
+        arr = np.zeros(0, dtype=np.float32) if data is None else as_array(data)
         super().__init__(arr, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
@@ -282,7 +282,7 @@ class Module:
             if key not in state_dict:
                 continue
             try:
-                value = _as_array(state_dict[key])
+                value = as_array(state_dict[key])
             except (TypeError, ValueError) as e:
                 errors.append(f'While copying the parameter named "{key}": {e}')
                 continue
