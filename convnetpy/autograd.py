@@ -112,6 +112,13 @@ class Function:
     def backward(self, grad: np.ndarray) -> tuple:
         raise NotImplementedError
 
+    def receptive_field(self, rf: Any, *arrays: Any, **kwargs: Any) -> Any:
+        """The receptive field of this op's output, given that of its input (per axis:
+        size, jump, start; ``convnetpy.shape.receptive_field_step``), for the summary and
+        the probes. An op that keeps positions (elementwise, across channels) passes it on;
+        windows and padding override this, with the arrays and settings of the call."""
+        return rf
+
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
         """Run ``forward`` and record the node; returns the output Tensor."""

@@ -25,12 +25,19 @@ from .kernels import linear as kl
 from .kernels import padding as kp
 from .kernels import pooling as kpool
 from .random import default_generator
-from .shape import ShapeError, pair, resolve_conv_padding
+from .shape import ShapeError, pair, receptive_field_step, resolve_conv_padding
 from .tensor import Tensor, cat, stack  # noqa: F401  (re-exported for convenience)
 
 
 # ---------------------------------------------------------------- Functions (kernel pairs)
 # ``meta`` computes only the output (zeros of the right shape): the summary's shape pass
+def _adaptive_receptive_field(rf, sizes, output_size):
+    """An adaptive pool's field, as a window of its widest bin and its smallest step."""
+    k = tuple(-(-i // o) for i, o in zip(sizes, output_size))
+    s = tuple(max(i // o, 1) for i, o in zip(sizes, output_size))
+    return receptive_field_step(rf, k, s, (0, 0))
+
+
 class _Conv2d(Function):
     def forward(self, x, w, b, **kw):
         self.k = kernel("conv2d")
@@ -44,12 +51,23 @@ class _Conv2d(Function):
     def backward(self, g):
         return self.k.backward(g, self.cache, self.needs)
 
+    def receptive_field(self, rf, x, w, b, stride, padding, dilation, groups):
+        return receptive_field_step(rf, w.shape[2:], stride, (padding[0][0], padding[1][0]),
+                                    dilation)
+
 
 class _Pad(Function):
     def forward(self, x, pad=(), mode="constant", value=0.0):
         self.k = kernel("pad")
         out, self.cache = self.k.forward(x, pad, mode, value)
         return out
+
+    def receptive_field(self, rf, x, pad=(), **_):
+        """Padding moves the first unit's centre by the pixels added before it."""
+        left = pad[0] if len(pad) > 0 else 0
+        top = pad[2] if len(pad) > 2 else 0
+        size, jump, start = rf
+        return size, jump, (start[0] - top * jump[0], start[1] - left * jump[1])
 
     def backward(self, g):
         return (self.k.backward(g, self.cache),)
@@ -66,6 +84,9 @@ class _MaxPool2d(Function):
                                           dilation, ceil_mode)
         self.cache = None
         return np.zeros(shape, dtype=x.dtype)
+
+    def receptive_field(self, rf, x, kernel, stride, padding, dilation, ceil_mode):
+        return receptive_field_step(rf, kernel, stride, padding, dilation)
 
     def indices(self, out: np.ndarray) -> np.ndarray:
         """return_indices: flat h*W + w of each maximum (zeros in a shape-only pass)."""
@@ -87,6 +108,9 @@ class _AvgPool2d(Function):
         return np.zeros(kpool.pool2d_output_shape("avg_pool2d", x.shape, kernel, stride,
                                                   padding, (1, 1), ceil_mode), dtype=x.dtype)
 
+    def receptive_field(self, rf, x, kernel, stride, padding, **_):
+        return receptive_field_step(rf, kernel, stride, padding)
+
     def backward(self, g):
         return (self.k.backward(g, self.cache),)
 
@@ -105,6 +129,9 @@ class _AdaptiveAvgPool2d(Function):
         shape = kpool.adaptive_output_shape("adaptive_avg_pool2d", x.shape, output_size)
         return np.zeros(shape, dtype=x.dtype)
 
+    def receptive_field(self, rf, x, output_size=(1, 1)):
+        return _adaptive_receptive_field(rf, x.shape[2:], output_size)
+
     def backward(self, g):
         return (self.k.backward(g, self.cache),)
 
@@ -119,6 +146,9 @@ class _AdaptiveMaxPool2d(Function):
         shape = kpool.adaptive_output_shape("adaptive_max_pool2d", x.shape, output_size)
         self.cache = None
         return np.zeros(shape, dtype=x.dtype)
+
+    def receptive_field(self, rf, x, output_size=(1, 1)):
+        return _adaptive_receptive_field(rf, x.shape[2:], output_size)
 
     def indices(self, out: np.ndarray) -> np.ndarray:
         if self.cache is None:

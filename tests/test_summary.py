@@ -107,6 +107,29 @@ def test_receptive_field_of_stacked_3x3_convs_is_7():
     assert r["rf_size"] == (7, 7) and r["rf_jump"] == (2, 2) and r["rf_start"] == (3.5, 3.5)
 
 
+def test_a_users_op_declares_its_receptive_field_and_the_summary_follows_it():
+    from convnetpy.autograd import Function
+    from convnetpy.shape import receptive_field_step
+
+    class MaxOf3x3(Function):  # a 3x3 stride-1 'valid' max filter, written by a user
+        def forward(self, x):
+            win = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(2, 3))
+            return win.max(axis=(-2, -1))
+
+        def receptive_field(self, rf, x):
+            return receptive_field_step(rf, (3, 3), (1, 1), (0, 0))
+
+    class Layer(nn.Module):
+        def forward(self, x):
+            return MaxOf3x3.apply(x)
+
+    net = nn.Sequential(nn.Conv2d(1, 1, 3, stride=2), Layer(), Layer())
+    rows = cp.summary(net, (1, 1, 32, 32)).rows
+    # 3 after the conv, then each 3x3 window adds 2 * jump 2
+    assert [r["rf_size"] for r in rows[1:]] == [(3, 3), (7, 7), (11, 11)]
+    assert rows[-1]["rf_jump"] == (2, 2) and rows[-1]["output_shape"] == (1, 1, 11, 11)
+
+
 def test_receptive_field_through_residual_and_branches():
     s = cp.summary(models.get("resnet20"), (1, 3, 32, 32))
     by = {r["name"]: r for r in s.rows}

@@ -23,7 +23,6 @@ from ..shape import (
     conv_output_size,
     conv_size_formula,
     inexact_note,
-    receptive_field_step,
 )
 from ..tensor import Tensor
 
@@ -82,30 +81,18 @@ class Tracer:
         src = getattr(tensors[0], "_src", None) if kind in LINEAGE and tensors else None
         row = self.stack[-1] if self.stack else None
         x = tensors[0].data if tensors else None
+        rf = ctx.receptive_field(rf, *[a.data if isinstance(a, Tensor) else a for a in args],
+                                 **kwargs)
         if kind == "Conv2d":
             w = args[1].data
-            pads = kwargs["padding"]
-            rf = receptive_field_step(rf, w.shape[2:], kwargs["stride"], (pads[0][0], pads[1][0]),
-                            kwargs["dilation"])
             if row is not None:
                 self._conv(row, x, w, result.data, kwargs, getattr(tensors[0], "_src", None))
             src = row if w.shape[2:] == (1, 1) else None
         elif kind in ("MaxPool2d", "AvgPool2d"):
-            d = kwargs.get("dilation", (1, 1))
-            rf = receptive_field_step(rf, kwargs["kernel"], kwargs["stride"], kwargs["padding"], d)
             if row is not None:
                 self._window_formula(row, x, kwargs["kernel"], kwargs["stride"],
-                                     [(p, p) for p in kwargs["padding"]], d,
-                                     kwargs["ceil_mode"])
-        elif kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
-            ins, outs = x.shape[2:], kwargs["output_size"]
-            k = tuple(-(-i // o) for i, o in zip(ins, outs))
-            s = tuple(max(i // o, 1) for i, o in zip(ins, outs))
-            rf = receptive_field_step(rf, k, s, (0, 0), (1, 1))
-        elif kind == "Pad":
-            left, _, top, _ = kwargs["pad"]
-            size, jump, start = rf
-            rf = (size, jump, (start[0] - top * jump[0], start[1] - left * jump[1]))
+                                     [(p, p) for p in kwargs["padding"]],
+                                     kwargs.get("dilation", (1, 1)), kwargs["ceil_mode"])
         elif kind == "Linear":
             w = args[1].data
             if row is not None:
