@@ -105,6 +105,9 @@ class MatMul(Function):
             db = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
         return da, db
 
+    def cost(self, needs, out, a, b):
+        macs = out.size * a.shape[-1]  # 2 x MACs each way per gradient
+        return 2 * macs, 2 * macs * (needs[0] + needs[1])
 
 class Neg(Function):
     def forward(self, a):
@@ -163,6 +166,8 @@ class Cast(Function):
     def backward(self, g):
         return (g.astype(self.src),)
 
+    def cost(self, needs, out, *arrays, **kwargs):
+        return 0, 0  # a view or a copy: no arithmetic
 
 class Clone(Function):
     def forward(self, a):
@@ -178,6 +183,8 @@ def _norm_dims(dim, ndim):
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     return tuple(d % max(ndim, 1) for d in dims)
 
+    def cost(self, needs, out, *arrays, **kwargs):
+        return 0, 0  # a view or a copy: no arithmetic
 
 class Sum(Function):
     def forward(self, a, dim=None, keepdim=False):
@@ -190,6 +197,8 @@ class Sum(Function):
         g = np.expand_dims(g, tuple(sorted(self.dims))) if g.ndim < len(self.shape) else g
         return (np.broadcast_to(g, self.shape),)
 
+    def cost(self, needs, out, a, **kwargs):
+        return a.size, a.size if needs[0] else 0  # one per input element each way
 
 class Mean(Function):
     def forward(self, a, dim=None, keepdim=False):
@@ -201,6 +210,8 @@ class Mean(Function):
         g = np.expand_dims(g, tuple(sorted(self.dims))) if g.ndim < len(self.shape) else g
         return (np.broadcast_to(g / self.count, self.shape),)
 
+    def cost(self, needs, out, a, **kwargs):
+        return a.size, a.size if needs[0] else 0  # one per input element each way
 
 class MaxAll(Function):
     def forward(self, a):
@@ -212,6 +223,8 @@ class MaxAll(Function):
         ties = self.a == self.out
         return ((ties * (g / ties.sum())).astype(g.dtype, copy=False),)
 
+    def cost(self, needs, out, a, **kwargs):
+        return a.size, a.size if needs[0] else 0  # one per input element each way
 
 class Gather(Function):
     """Values at ``index`` (kept as a size-1 axis ``dim``), e.g. the argmax of max(dim)."""
@@ -228,6 +241,8 @@ class Gather(Function):
         np.put_along_axis(dx, self.index, g, axis=self.dim)
         return (dx,)
 
+    def cost(self, needs, out, a, **kwargs):
+        return 0, out.size if needs[0] else 0  # backward adds into a zero gradient
 
 class Reshape(Function):
     def forward(self, a, shape=()):
@@ -242,6 +257,8 @@ class Reshape(Function):
     def backward(self, g):
         return (g.reshape(self.shape),)
 
+    def cost(self, needs, out, *arrays, **kwargs):
+        return 0, 0  # a view or a copy: no arithmetic
 
 class Permute(Function):
     def forward(self, a, axes=()):
@@ -253,6 +270,8 @@ class Permute(Function):
     def backward(self, g):
         return (g.transpose(np.argsort([d % g.ndim for d in self.axes])),)
 
+    def cost(self, needs, out, *arrays, **kwargs):
+        return 0, 0  # a view or a copy: no arithmetic
 
 class Index(Function):
     def forward(self, a, index=None):
@@ -264,6 +283,8 @@ class Index(Function):
         np.add.at(dx, self.index, g)  # repeated indices add up
         return (dx,)
 
+    def cost(self, needs, out, a, **kwargs):
+        return 0, out.size if needs[0] else 0  # backward adds into a zero gradient
 
 class Cat(Function):
     def forward(self, *arrays, dim=0):
@@ -289,3 +310,7 @@ class Cat(Function):
 
     def backward(self, g):
         return tuple(np.split(g, self.splits, axis=self.dim))
+
+    def cost(self, needs, out, *arrays, **kwargs):
+        return 0, 0  # a view or a copy: no arithmetic
+

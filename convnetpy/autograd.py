@@ -112,6 +112,16 @@ class Function:
     def backward(self, grad: np.ndarray) -> tuple:
         raise NotImplementedError
 
+    def cost(self, needs: tuple[bool, ...], out: Any, *arrays: Any,
+             **kwargs: Any) -> tuple[int, int]:
+        """(forward, backward) floating-point operations of this call, counted from the
+        op's own arithmetic (a multiply-add is two; a comparison, an exp or a log one):
+        ``needs`` says which inputs get a gradient in backward, ``out`` is the output and
+        ``arrays`` and ``kwargs`` those of the call. Default, an element-wise op: one per
+        output element forward, and one per element of each input gradient."""
+        n = int(np.size(out))
+        return n, sum(int(np.size(a)) for a, need in zip(arrays, needs) if need)
+
     def receptive_field(self, rf: Any, *arrays: Any, **kwargs: Any) -> Any:
         """The receptive field of this op's output, given that of its input (per axis:
         size, jump, start; ``convnetpy.shape.receptive_field_step``), for the summary and

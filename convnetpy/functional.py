@@ -55,12 +55,23 @@ class _Conv2d(Function):
         return receptive_field_step(rf, w.shape[2:], stride, (padding[0][0], padding[1][0]),
                                     dilation)
 
+    def cost(self, needs, out, x, w, b, **_):
+        """2 x MACs forward (+ the bias); backward 2 x MACs for dx and for dW each, and a
+        sum over the output for db."""
+        macs = out.size * int(np.prod(w.shape[1:]))
+        bias = out.size if b is not None else 0
+        return (2 * macs + bias, 2 * macs * (needs[0] + needs[1])
+                + (out.size if b is not None and needs[2] else 0))
+
 
 class _Pad(Function):
     def forward(self, x, pad=(), mode="constant", value=0.0):
         self.k = kernel("pad")
         out, self.cache = self.k.forward(x, pad, mode, value)
         return out
+
+    def cost(self, needs, out, x, **_):
+        return 0, 0  # copies, no arithmetic
 
     def receptive_field(self, rf, x, pad=(), **_):
         """Padding moves the first unit's centre by the pixels added before it."""
@@ -88,6 +99,10 @@ class _MaxPool2d(Function):
     def receptive_field(self, rf, x, kernel, stride, padding, dilation, ceil_mode):
         return receptive_field_step(rf, kernel, stride, padding, dilation)
 
+    def cost(self, needs, out, x, kernel, **_):
+        """KH*KW - 1 comparisons per output forward; backward adds each gradient once."""
+        return out.size * (kernel[0] * kernel[1] - 1), out.size if needs[0] else 0
+
     def indices(self, out: np.ndarray) -> np.ndarray:
         """return_indices: flat h*W + w of each maximum (zeros in a shape-only pass)."""
         if self.cache is None:
@@ -111,6 +126,12 @@ class _AvgPool2d(Function):
     def receptive_field(self, rf, x, kernel, stride, padding, **_):
         return receptive_field_step(rf, kernel, stride, padding)
 
+    def cost(self, needs, out, x, kernel, **_):
+        """KH*KW adds and a divide per output; backward spreads each gradient over its
+        window."""
+        k = kernel[0] * kernel[1]
+        return out.size * k, out.size * k if needs[0] else 0
+
     def backward(self, g):
         return (self.k.backward(g, self.cache),)
 
@@ -132,6 +153,11 @@ class _AdaptiveAvgPool2d(Function):
     def receptive_field(self, rf, x, output_size=(1, 1)):
         return _adaptive_receptive_field(rf, x.shape[2:], output_size)
 
+    def cost(self, needs, out, x, output_size=(1, 1)):
+        """Every input element taken into its bin(s) once (the bins' overlap aside), and a
+        divide or pick per output; backward spreads the output gradients back."""
+        return x.size + out.size, x.size if needs[0] else 0
+
     def backward(self, g):
         return (self.k.backward(g, self.cache),)
 
@@ -150,6 +176,11 @@ class _AdaptiveMaxPool2d(Function):
     def receptive_field(self, rf, x, output_size=(1, 1)):
         return _adaptive_receptive_field(rf, x.shape[2:], output_size)
 
+    def cost(self, needs, out, x, output_size=(1, 1)):
+        """Every input element taken into its bin(s) once (the bins' overlap aside), and a
+        divide or pick per output; backward spreads the output gradients back."""
+        return x.size + out.size, x.size if needs[0] else 0
+
     def indices(self, out: np.ndarray) -> np.ndarray:
         if self.cache is None:
             return np.zeros(out.shape, dtype=np.int64)
@@ -165,6 +196,12 @@ class _Linear(Function):
         out, self.cache = self.k.forward(x, w, b)
         return out
 
+    def cost(self, needs, out, x, w, b):
+        macs = out.size * w.shape[1]
+        return (2 * macs + (out.size if b is not None else 0),
+                2 * macs * (needs[0] + needs[1]) + (out.size if b is not None and needs[2]
+                                                    else 0))
+
     def meta(self, x, w, b):
         return np.zeros(kl.linear_output_shape(x.shape, w.shape, None if b is None else b.shape),
                         dtype=x.dtype)
@@ -173,8 +210,9 @@ class _Linear(Function):
         return self.k.backward(g, self.cache, self.needs)
 
 
-def _unary(name: str, op: str):
-    """A Function class for the element-wise kernel pair of ``op``."""
+def _unary(name: str, op: str, forward_ops: int, backward_ops: int):
+    """A Function class for the element-wise kernel pair of ``op``, which costs
+    ``forward_ops`` and ``backward_ops`` floating-point operations per element."""
 
     def forward(self, x, **kw):
         self.k = kernel(op)
@@ -184,16 +222,23 @@ def _unary(name: str, op: str):
     def backward(self, g):
         return (self.k.backward(g, self.cache),)
 
-    return type(name, (Function,), {"forward": forward, "backward": backward})
+    def cost(self, needs, out, x, **kw):
+        return forward_ops * out.size, backward_ops * x.size if needs[0] else 0
+
+    return type(name, (Function,), {"forward": forward, "backward": backward, "cost": cost})
 
 
-_ReLU = _unary("_ReLU", "relu")
-_LeakyReLU = _unary("_LeakyReLU", "leaky_relu")
-_Sigmoid = _unary("_Sigmoid", "sigmoid")
-_Tanh = _unary("_Tanh", "tanh")
-_LogSoftmax = _unary("_LogSoftmax", "log_softmax")
-_Softmax = _unary("_Softmax", "softmax")
-_Dropout = _unary("_Dropout", "dropout")
+# per element, forward and backward: relu max(x, 0) and g * (x > 0); leaky a compare and a
+# multiply each way; sigmoid 1 / (1 + exp(-x)) and g * s * (1 - s); tanh and g * (1 - t^2);
+# (log-)softmax subtract the max, exp, sum, divide (log, subtract) and back g - p * sum(g)
+# (g - softmax(x) * sum(g), exp included); dropout draw, compare, scale; back a multiply
+_ReLU = _unary("_ReLU", "relu", 1, 2)
+_LeakyReLU = _unary("_LeakyReLU", "leaky_relu", 2, 2)
+_Sigmoid = _unary("_Sigmoid", "sigmoid", 4, 3)
+_Tanh = _unary("_Tanh", "tanh", 1, 3)
+_LogSoftmax = _unary("_LogSoftmax", "log_softmax", 5, 4)
+_Softmax = _unary("_Softmax", "softmax", 4, 4)
+_Dropout = _unary("_Dropout", "dropout", 3, 1)
 
 
 class _BatchNorm(Function):
@@ -201,6 +246,17 @@ class _BatchNorm(Function):
         self.k = kernel("batch_norm")
         out, self.cache = self.k.forward(x, w, b, running_mean, running_var, **kw)
         return out
+
+    def cost(self, needs, out, x, w, b, running_mean=None, running_var=None, training=True,
+             **_):
+        """Per element, training: the mean (1) and variance (3: subtract, square, add),
+        normalise (2) and scale and shift (2); evaluation: scale and shift of the folded
+        statistics (2). Backward (training): g * gamma, the two sums over the batch (3),
+        dx from them (4), and dgamma, dbeta (3); evaluation: g * gamma / sigma (2)."""
+        n = x.size
+        if not training:
+            return 2 * n, (2 * n if needs[0] else 0) + (3 * n if needs[1] or needs[2] else 0)
+        return 8 * n, (8 * n if needs[0] else 0) + (3 * n if needs[1] or needs[2] else 0)
 
     def backward(self, g):
         return self.k.backward(g, self.cache, self.needs)
@@ -212,6 +268,13 @@ class _NLLLoss(Function):
         out, self.cache = self.k.forward(logp, target, weight, **kw)
         return out
 
+    def cost(self, needs, out, logp, target, weight, label_smoothing=0.0, **_):
+        """A pick (and weight) per row and their mean (with label smoothing also a sum over
+        every class); backward writes the gradient of logp."""
+        rows = logp.size // logp.shape[1] if logp.ndim > 1 else 1
+        smooth = 2 * logp.size if label_smoothing else 0
+        return 2 * rows + smooth, logp.size if needs[0] else 0
+
     def backward(self, g):
         return self.k.backward(g, self.cache), None, None
 
@@ -221,6 +284,11 @@ class _MSELoss(Function):
         self.k = kernel("mse_loss")
         out, self.cache = self.k.forward(x, t, weight=w, **kw)
         return out
+
+    def cost(self, needs, out, x, t, w, **_):
+        """Subtract, square, add per element (and weight); backward 2 * diff * g."""
+        extra = x.size if w is not None else 0
+        return 3 * x.size + extra, 2 * x.size * (needs[0] + needs[1]) + extra
 
     def backward(self, g):
         return self.k.backward(g, self.cache)

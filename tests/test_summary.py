@@ -57,7 +57,10 @@ def test_columns_add_up_to_totals():
         assert s.total_params == sum(p.numel() for p in net.parameters())
         assert s.trainable_params == sum(r["trainable"] for r in s.rows)
         assert s.total_macs == sum(r["macs"] for r in s.rows)
-        assert s.total_flops == 2 * s.total_macs and s.train_flops == 3 * s.total_flops
+        assert s.total_flops == 2 * s.total_macs
+        assert s.forward_flops == sum(r["forward_flops"] for r in s.rows) > s.total_flops
+        assert s.backward_flops == sum(r["backward_flops"] for r in s.rows)
+        assert s.train_flops == s.forward_flops + s.backward_flops
         assert s.activation_bytes == sum(r["act_bytes"] for r in s.rows)
         assert s.param_bytes == 4 * s.total_params
         assert s.training_bytes == (s.param_bytes + s.buffer_bytes + s.param_bytes
@@ -95,6 +98,23 @@ def test_modes_are_restored():
     assert net.training and bn.training
     np.testing.assert_array_equal(bn.running_mean.numpy(), before)
     assert int(bn.num_batches_tracked.item()) == 0
+
+
+def test_every_op_counts_its_own_flops_forward_and_backward():
+    net = nn.Sequential(nn.Conv2d(3, 10, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(10 * 16 * 16, 4, bias=False))
+    rows = {r["type"]: r for r in cp.summary(net, (2, 3, 32, 32)).rows}
+    macs = 2 * 10 * 32 * 32 * 5 * 5 * 3
+    conv, relu, pool, fc = (rows[k] for k in ("Conv2d", "ReLU", "MaxPool2d", "Linear"))
+    # conv: 2 x MACs + bias; backward: dW (2 x MACs) and db, no dx for the model's input
+    assert conv["forward_flops"] == 2 * macs + 2 * 10 * 32 * 32
+    assert conv["backward_flops"] == 2 * macs + 2 * 10 * 32 * 32
+    assert (relu["forward_flops"], relu["backward_flops"]) == (2 * 10240, 2 * 2 * 10240)
+    # 2x2 windows: three comparisons per output; backward routes each gradient once
+    assert (pool["forward_flops"], pool["backward_flops"]) == (3 * 2 * 2560, 2 * 2560)
+    fc_macs = 2 * 2560 * 4
+    assert (fc["forward_flops"], fc["backward_flops"]) == (2 * fc_macs, 4 * fc_macs)
+    assert rows["Flatten"]["forward_flops"] == rows["Flatten"]["backward_flops"] == 0
 
 
 def test_receptive_field_of_stacked_3x3_convs_is_7():

@@ -9,9 +9,12 @@ from typing import Any
 
 CONVENTIONS = (
     "MACs: multiply-accumulates of conv and linear layers (conv: N*C_out*H_out*W_out*"
-    "(C_in/groups)*KH*KW; linear: N*in*out); FLOPs = 2 x MACs; forward+backward = "
-    "3 x forward FLOPs. Activation memory: every op's output (views excluded). RF: receptive "
-    "field size / jump / start (centre of the first unit) in input pixels."
+    "(C_in/groups)*KH*KW; linear: N*in*out); FLOPs = 2 x MACs. Training FLOPs: every op "
+    "(pooling, batch norm, activations, adds, the loss too) counted from its own forward "
+    "and backward arithmetic, in the evaluation-mode pass the summary makes (batch norm "
+    "with running statistics, no dropout). Activation memory: every op's output (views "
+    "excluded). RF: receptive field size / jump / start (centre of the first unit) in input "
+    "pixels."
 )
 
 
@@ -76,7 +79,9 @@ def _totals(s) -> list[tuple[str, str]]:
                        f"{fmt_bytes(s.param_bytes)}"),
         ("Forward MACs", f"{fmt_int(s.total_macs)} ({fmt_count(s.total_macs)}MACs, "
                          f"{fmt_count(s.total_flops)}FLOPs)"),
-        ("Training FLOPs", f"{fmt_count(s.train_flops)}FLOPs per step (forward + backward)"),
+        ("Training FLOPs", f"{fmt_count(s.train_flops)}FLOPs per step (forward "
+                           f"{fmt_count(s.forward_flops)}FLOPs + backward "
+                           f"{fmt_count(s.backward_flops)}FLOPs, every op)"),
         ("Input", f"{s.input_size}, {fmt_bytes(s.input_bytes)}"),
         ("Activations", f"{fmt_bytes(s.activation_bytes)} at batch {s.batch}"),
         ("Training memory", f"{fmt_bytes(s.training_bytes)} = parameters "
@@ -165,7 +170,8 @@ def csv_text(s) -> str:
 def json_text(s) -> str:
     totals = {k: getattr(s, k) for k in (
         "total_params", "trainable_params", "non_trainable_params", "param_bytes",
-        "buffer_bytes", "total_macs", "total_flops", "train_flops", "activation_bytes",
+        "buffer_bytes", "total_macs", "total_flops", "forward_flops", "backward_flops",
+        "train_flops", "activation_bytes",
         "gradient_bytes", "optimizer_bytes", "training_bytes")}
     rows = [{k: _plain(r[k]) for k in FIELDS + ["conv"]} for r in s.rows]
     return json.dumps({"model": s.model_name, "input_size": list(s.input_size),

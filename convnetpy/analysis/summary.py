@@ -7,9 +7,12 @@ windows do not cover the input exactly, the conv-versus-dense comparison and 1x1
 
 Conventions (printed with the table): MACs count multiply-accumulates of convolutions and
 linear layers only (conv: N*C_out*H_out*W_out*(C_in/groups)*KH*KW, linear: N*in*out), as
-torchvision reports them; FLOPs = 2 x MACs; a training step (forward + backward) costs
-3 x the forward FLOPs; activation memory is the size of every op's output (views excluded);
-training memory = parameters + gradients + optimizer state + saved activations.
+torchvision reports them; FLOPs = 2 x MACs; a training step's FLOPs are every op's forward
+and backward operations as the op counts them (``Function.cost``), pooling, batch norm,
+activations, adds and the loss included, in the evaluation-mode pass (batch norm with its
+running statistics, no dropout); activation memory is the size of every op's
+output (views excluded); training memory = parameters + gradients + optimizer state +
+saved activations.
 
 >>> from convnetpy import nn
 >>> from convnetpy import summary
@@ -81,7 +84,9 @@ class Summary:
         self.buffer_bytes = sum(int(b.data.nbytes) for b in model.buffers())
         self.total_macs = sum(r["macs"] for r in self.rows)
         self.total_flops = 2 * self.total_macs
-        self.train_flops = 3 * self.total_flops
+        self.forward_flops = sum(r["forward_flops"] for r in self.rows)
+        self.backward_flops = sum(r["backward_flops"] for r in self.rows)
+        self.train_flops = self.forward_flops + self.backward_flops
         self.activation_bytes = sum(r["act_bytes"] for r in self.rows)
         trainable_bytes = sum(r["trainable"] * r["itemsize"] for r in self.rows)
         self.gradient_bytes = trainable_bytes
@@ -107,6 +112,8 @@ class Summary:
             "params": params, "trainable": trainable, "non_trainable": params - trainable,
             "param_bytes": sum(p.data.nbytes for p in own), "itemsize": itemsize,
             "macs": macs, "flops": 2 * macs,
+            "forward_flops": row.flops_forward * n if row else 0,
+            "backward_flops": row.flops_backward * n if row else 0,
             "act_bytes": (row.act_elems * n * itemsize) if row else 0,
             "notes": list(row.notes) if row else [],
             "conv": dict(row.conv) if row and row.conv else None,

@@ -39,6 +39,8 @@ class Row:
     calls: int = 0
     out_shape: tuple | None = None
     macs: int = 0
+    flops_forward: int = 0  # every op's own count (Function.cost), per image
+    flops_backward: int = 0
     act_elems: int = 0
     formula: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -81,8 +83,18 @@ class Tracer:
         src = getattr(tensors[0], "_src", None) if kind in LINEAGE and tensors else None
         row = self.stack[-1] if self.stack else None
         x = tensors[0].data if tensors else None
-        rf = ctx.receptive_field(rf, *[a.data if isinstance(a, Tensor) else a for a in args],
-                                 **kwargs)
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        rf = ctx.receptive_field(rf, *arrays, **kwargs)
+        # a gradient flows back into an input that is a trained parameter or was computed
+        # from one (the model's input gets none)
+        needs = tuple(isinstance(a, Tensor) and (a.requires_grad or getattr(a, "_trained",
+                                                                            False))
+                      for a in args)
+        result._trained = any(needs)
+        if row is not None:
+            fwd, bwd = ctx.cost(needs, result.data, *arrays, **kwargs)
+            row.flops_forward += int(fwd)
+            row.flops_backward += int(bwd)
         if kind == "Conv2d":
             w = args[1].data
             if row is not None:
