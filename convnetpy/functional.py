@@ -30,7 +30,6 @@ from .tensor import Tensor, cat, stack  # noqa: F401  (re-exported for convenien
 
 
 # ---------------------------------------------------------------- Functions (kernel pairs)
-# ``meta`` computes only the output (zeros of the right shape): the summary's shape pass
 def _adaptive_receptive_field(rf, sizes, output_size):
     """An adaptive pool's field, as a window of its widest bin and its smallest step."""
     k = tuple(-(-i // o) for i, o in zip(sizes, output_size))
@@ -38,6 +37,7 @@ def _adaptive_receptive_field(rf, sizes, output_size):
     return receptive_field_step(rf, k, s, (0, 0))
 
 
+# ``meta`` computes only the output (zeros of the right shape): the summary's shape pass
 class _Conv2d(Function):
     def forward(self, x, w, b, **kw):
         self.k = kernel("conv2d")

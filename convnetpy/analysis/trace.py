@@ -3,13 +3,16 @@
 The model runs once in evaluation mode under a tracer: convolutions, linear layers and
 pooling compute only their output shape (zeros of that shape), every other op runs on those
 zeros at batch size 1, and each Function call is recorded against the innermost module that
-is executing. Each traced tensor carries its receptive field (size, jump, start per axis),
-combined through residual adds and concatenations, and the 1x1 convolution that fed it, if
-any, so that a following KxK convolution can report what the reduction saved.
+is executing, with its FLOPs (each op's ``cost``). The tracer keeps, per tensor it produced
+(a ``Mark``, nothing written onto the tensor), its receptive field (size, jump, start per
+axis; each op's ``receptive_field``), combined through residual adds and concatenations,
+whether a gradient flows into it, and the 1x1 convolution that fed it, if any, so that a
+following KxK convolution can report what the reduction saved.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +51,15 @@ class Row:
     conv: dict | None = None  # conv-vs-dense numbers for a Conv2d row
 
 
+@dataclass
+class Mark:
+    """What the pass knows of a tensor it produced: its receptive field, the 1x1 conv row
+    that fed it (through element-wise layers), and whether a gradient flows into it."""
+    rf: ReceptiveField = INPUT_RF
+    src: Row | None = None
+    trained: bool = False
+
+
 class Tracer:
     def __init__(self, model: Module) -> None:
         self.model = model
@@ -56,6 +68,15 @@ class Tracer:
         self.names = {}
         for name, m in model.named_modules():
             self.names.setdefault(id(m), name)
+        # id -> (a weak reference to the tensor, its Mark): a freed tensor's id may be
+        # reused, so a mark counts only while its tensor is the one asked about
+        self._marks: dict[int, tuple[weakref.ref, Mark]] = {}
+
+    def mark(self, t: Tensor) -> Mark:
+        """The Mark of ``t`` (the default for a tensor the pass did not produce: the
+        model's input, a parameter)."""
+        ref, m = self._marks.get(id(t), (None, None))
+        return m if ref is not None and ref() is t else Mark()
 
     # ----- module hooks -----
     def pre(self, module: Module, inputs: tuple) -> None:
@@ -72,25 +93,23 @@ class Tracer:
         out = output[0] if isinstance(output, tuple) else output
         if isinstance(out, Tensor):
             row.out_shape = out.shape
-            row.rf = getattr(out, "_rf", None)
+            row.rf = self.mark(out).rf
 
     # ----- op records -----
     def record(self, ctx: Any, args: tuple, kwargs: dict, result: Tensor) -> None:
         kind = type(ctx).__name__.lstrip("_")
         tensors = [a for a in args if isinstance(a, Tensor)]
-        rfs = [getattr(t, "_rf", INPUT_RF) for t in tensors] or [INPUT_RF]
-        rf = max(rfs, key=lambda r: r[0][0] * r[0][1])
-        src = getattr(tensors[0], "_src", None) if kind in LINEAGE and tensors else None
+        marks = [self.mark(t) for t in tensors]
+        rf = max([m.rf for m in marks] or [INPUT_RF], key=lambda r: r[0][0] * r[0][1])
+        src = marks[0].src if kind in LINEAGE and marks else None
         row = self.stack[-1] if self.stack else None
         x = tensors[0].data if tensors else None
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         rf = ctx.receptive_field(rf, *arrays, **kwargs)
         # a gradient flows back into an input that is a trained parameter or was computed
         # from one (the model's input gets none)
-        needs = tuple(isinstance(a, Tensor) and (a.requires_grad or getattr(a, "_trained",
-                                                                            False))
+        needs = tuple(isinstance(a, Tensor) and (a.requires_grad or self.mark(a).trained)
                       for a in args)
-        result._trained = any(needs)
         if row is not None:
             fwd, bwd = ctx.cost(needs, result.data, *arrays, **kwargs)
             row.flops_forward += int(fwd)
@@ -98,7 +117,7 @@ class Tracer:
         if kind == "Conv2d":
             w = args[1].data
             if row is not None:
-                self._conv(row, x, w, result.data, kwargs, getattr(tensors[0], "_src", None))
+                self._conv(row, x, w, result.data, kwargs, marks[0].src)
             src = row if w.shape[2:] == (1, 1) else None
         elif kind in ("MaxPool2d", "AvgPool2d"):
             if row is not None:
@@ -109,8 +128,7 @@ class Tracer:
             w = args[1].data
             if row is not None:
                 row.macs += int(np.prod(result.shape[:-1])) * w.shape[0] * w.shape[1]
-        result._rf = rf
-        result._src = src
+        self._marks[id(result)] = (weakref.ref(result), Mark(rf, src, any(needs)))
         if row is not None and kind not in VIEWS:
             row.act_elems += int(result.data.size)
 
@@ -170,8 +188,7 @@ def trace(model: Module, input_size: tuple[int, ...], dtype: Any = np.float32) -
     for m in model.modules():
         handles.append(m.register_forward_pre_hook(tracer.pre))
         handles.append(m.register_forward_hook(tracer.post))
-    x = Tensor(np.zeros((1,) + tuple(input_size[1:]), dtype=dtype))
-    x._rf = INPUT_RF
+    x = Tensor(np.zeros((1,) + tuple(input_size[1:]), dtype=dtype))  # its Mark: the default
     prev = set_tracer(tracer)
     try:
         model.eval()
