@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .autograd import Function, unbroadcast
+from .autograd import Cost, Function, unbroadcast
 from .backend.dispatch import kernel
 from .shape import ShapeError
 
@@ -107,7 +107,8 @@ class MatMul(Function):
 
     def cost(self, needs, out, a, b):
         macs = out.size * a.shape[-1]  # 2 x MACs each way per gradient
-        return 2 * macs, 2 * macs * (needs[0] + needs[1])
+        return Cost(2 * macs, 2 * macs * (needs[0] + needs[1]), macs)
+
 
 class Neg(Function):
     def forward(self, a):
@@ -145,6 +146,9 @@ class Abs(Function):
 
 
 class Clamp(Function):
+    def cost(self, needs, out, a, **kwargs):
+        return Cost(2 * a.size, a.size if needs[0] else 0, saved=a.size)  # a bool mask
+
     def forward(self, a, lo=None, hi=None):
         out = np.clip(a, lo, hi) if lo is not None or hi is not None else a.copy()
         self.mask = np.ones(a.shape, dtype=bool)
@@ -167,7 +171,8 @@ class Cast(Function):
         return (g.astype(self.src),)
 
     def cost(self, needs, out, *arrays, **kwargs):
-        return 0, 0  # a view or a copy: no arithmetic
+        return Cost()  # a copy: no arithmetic
+
 
 class Clone(Function):
     def forward(self, a):
@@ -176,6 +181,9 @@ class Clone(Function):
     def backward(self, g):
         return (g,)
 
+    def cost(self, needs, out, *arrays, **kwargs):
+        return Cost()  # a copy: no arithmetic
+
 
 def _norm_dims(dim, ndim):
     if dim is None:
@@ -183,8 +191,6 @@ def _norm_dims(dim, ndim):
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     return tuple(d % max(ndim, 1) for d in dims)
 
-    def cost(self, needs, out, *arrays, **kwargs):
-        return 0, 0  # a view or a copy: no arithmetic
 
 class Sum(Function):
     def forward(self, a, dim=None, keepdim=False):
@@ -198,7 +204,8 @@ class Sum(Function):
         return (np.broadcast_to(g, self.shape),)
 
     def cost(self, needs, out, a, **kwargs):
-        return a.size, a.size if needs[0] else 0  # one per input element each way
+        return Cost(a.size, a.size if needs[0] else 0)  # one per input element each way
+
 
 class Mean(Function):
     def forward(self, a, dim=None, keepdim=False):
@@ -211,7 +218,8 @@ class Mean(Function):
         return (np.broadcast_to(g / self.count, self.shape),)
 
     def cost(self, needs, out, a, **kwargs):
-        return a.size, a.size if needs[0] else 0  # one per input element each way
+        return Cost(a.size, a.size if needs[0] else 0)  # one per input element each way
+
 
 class MaxAll(Function):
     def forward(self, a):
@@ -224,7 +232,8 @@ class MaxAll(Function):
         return ((ties * (g / ties.sum())).astype(g.dtype, copy=False),)
 
     def cost(self, needs, out, a, **kwargs):
-        return a.size, a.size if needs[0] else 0  # one per input element each way
+        return Cost(a.size, a.size if needs[0] else 0)  # one per input element each way
+
 
 class Gather(Function):
     """Values at ``index`` (kept as a size-1 axis ``dim``), e.g. the argmax of max(dim)."""
@@ -242,9 +251,12 @@ class Gather(Function):
         return (dx,)
 
     def cost(self, needs, out, a, **kwargs):
-        return 0, out.size if needs[0] else 0  # backward adds into a zero gradient
+        return Cost(0, out.size if needs[0] else 0)  # backward adds into a zero gradient
+
 
 class Reshape(Function):
+    view = True  # NOTE: a reshape NumPy cannot make as a view copies; counted as a view
+
     def forward(self, a, shape=()):
         self.shape = a.shape
         try:
@@ -258,9 +270,12 @@ class Reshape(Function):
         return (g.reshape(self.shape),)
 
     def cost(self, needs, out, *arrays, **kwargs):
-        return 0, 0  # a view or a copy: no arithmetic
+        return Cost()  # a view: no arithmetic
+
 
 class Permute(Function):
+    view = True
+
     def forward(self, a, axes=()):
         if sorted(d % max(a.ndim, 1) for d in axes) != list(range(a.ndim)):
             raise ValueError(f"permute dims {axes} do not match the {a.ndim} axes of {a.shape}")
@@ -271,7 +286,8 @@ class Permute(Function):
         return (g.transpose(np.argsort([d % g.ndim for d in self.axes])),)
 
     def cost(self, needs, out, *arrays, **kwargs):
-        return 0, 0  # a view or a copy: no arithmetic
+        return Cost()  # a view: no arithmetic
+
 
 class Index(Function):
     def forward(self, a, index=None):
@@ -284,7 +300,8 @@ class Index(Function):
         return (dx,)
 
     def cost(self, needs, out, a, **kwargs):
-        return 0, out.size if needs[0] else 0  # backward adds into a zero gradient
+        return Cost(0, out.size if needs[0] else 0)  # backward adds into a zero gradient
+
 
 class Cat(Function):
     def forward(self, *arrays, dim=0):
@@ -312,5 +329,5 @@ class Cat(Function):
         return tuple(np.split(g, self.splits, axis=self.dim))
 
     def cost(self, needs, out, *arrays, **kwargs):
-        return 0, 0  # a view or a copy: no arithmetic
+        return Cost()  # a copy: no arithmetic
 

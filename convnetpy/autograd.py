@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from .shape import receptive_field_step
 
 _state = threading.local()
 
@@ -96,6 +98,37 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.reshape(shape)
 
 
+class Cost(NamedTuple):
+    """What one call of an op costs (``Function.cost``), for the whole batch of the call.
+
+    ``forward``, ``backward``: floating-point operations (a multiply-add is two; a
+    comparison, an exp or a log one); backward counts only the gradients that flow.
+    ``macs``: multiply-accumulates of a weighted op (convolution, linear, matrix product),
+    the column torchvision and the lecture report. ``saved``: bytes of new arrays the op
+    keeps from forward to backward beyond its inputs and output (masks, statistics, copies);
+    ``workspace``: peak bytes of the temporaries inside its forward and its backward pass
+    (im2col columns, say), both as the kernel on the current compute path allocates them.
+    A plain (forward, backward) pair converts: ``Cost(*pair)``."""
+    forward: int = 0
+    backward: int = 0
+    macs: int = 0
+    saved: int = 0
+    workspace: tuple[int, int] = (0, 0)
+
+
+class Window(NamedTuple):
+    """A sliding-window op's geometry (``Function.window``): the summary writes its size
+    formula from it, and its receptive field follows. ``padding`` per axis as (before,
+    after); ``weight`` the shape of its filters (O, C/groups, KH, KW), if it has any."""
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[tuple[int, int], tuple[int, int]]
+    dilation: tuple[int, int] = (1, 1)
+    ceil_mode: bool = False
+    weight: tuple[int, ...] | None = None
+    groups: int = 1
+
+
 class Function:
     """A node of the graph: ``parents`` holds, per positional input, the Tensor that wants a
     gradient (or None); ``needs`` says which positions want one."""
@@ -112,22 +145,37 @@ class Function:
     def backward(self, grad: np.ndarray) -> tuple:
         raise NotImplementedError
 
-    def cost(self, needs: tuple[bool, ...], out: Any, *arrays: Any,
-             **kwargs: Any) -> tuple[int, int]:
-        """(forward, backward) floating-point operations of this call, counted from the
-        op's own arithmetic (a multiply-add is two; a comparison, an exp or a log one):
+    # the output shares the input's memory (a reshape, a transpose): it takes no bytes
+    view: bool = False
+    # one output element per input element at the same position and channel (an
+    # activation, batch norm): what fed the input (a 1x1 reduction, say) still feeds it
+    elementwise: bool = False
+
+    def cost(self, needs: tuple[bool, ...], out: Any, *arrays: Any, **kwargs: Any) -> Cost:
+        """What this call costs (a ``Cost``), counted from the op's own arithmetic:
         ``needs`` says which inputs get a gradient in backward, ``out`` is the output and
-        ``arrays`` and ``kwargs`` those of the call. Default, an element-wise op: one per
-        output element forward, and one per element of each input gradient."""
+        ``arrays`` and ``kwargs`` those of the call. Only shapes and dtypes are read (the
+        summary passes stand-ins that hold no data). Default, an element-wise op that keeps
+        nothing new: one operation per output element forward, one per element of each
+        input gradient."""
         n = int(np.size(out))
-        return n, sum(int(np.size(a)) for a, need in zip(arrays, needs) if need)
+        return Cost(n, sum(int(np.size(a)) for a, need in zip(arrays, needs) if need))
+
+    def window(self, *arrays: Any, **kwargs: Any) -> Window | None:
+        """The sliding window of this call (a ``Window``), or None for an op without one."""
+        return None
 
     def receptive_field(self, rf: Any, *arrays: Any, **kwargs: Any) -> Any:
         """The receptive field of this op's output, given that of its input (per axis:
         size, jump, start; ``convnetpy.shape.receptive_field_step``), for the summary and
-        the probes. An op that keeps positions (elementwise, across channels) passes it on;
-        windows and padding override this, with the arrays and settings of the call."""
-        return rf
+        the probes. A window op's follows from its ``window``; an op that keeps positions
+        (elementwise, across channels) passes it on; others (padding, adaptive pools)
+        override this, with the arrays and settings of the call."""
+        win = self.window(*arrays, **kwargs)
+        if win is None:
+            return rf
+        return receptive_field_step(rf, win.kernel, win.stride,
+                                    (win.padding[0][0], win.padding[1][0]), win.dilation)
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import Function
+from .autograd import Cost, Function, Window
 from .backend.dispatch import kernel
 from .kernels import conv as kc
 from .kernels import linear as kl
@@ -51,17 +51,18 @@ class _Conv2d(Function):
     def backward(self, g):
         return self.k.backward(g, self.cache, self.needs)
 
-    def receptive_field(self, rf, x, w, b, stride, padding, dilation, groups):
-        return receptive_field_step(rf, w.shape[2:], stride, (padding[0][0], padding[1][0]),
-                                    dilation)
+    def window(self, x, w, b, stride, padding, dilation, groups):
+        return Window(tuple(w.shape[2:]), stride, padding, dilation, weight=tuple(w.shape),
+                      groups=groups)
 
-    def cost(self, needs, out, x, w, b, **_):
+    def cost(self, needs, out, x, w, b, **kw):
         """2 x MACs forward (+ the bias); backward 2 x MACs for dx and for dW each, and a
-        sum over the output for db."""
+        sum over the output for db; memory as the current path's kernel lays it out."""
         macs = out.size * int(np.prod(w.shape[1:]))
         bias = out.size if b is not None else 0
-        return (2 * macs + bias, 2 * macs * (needs[0] + needs[1])
-                + (out.size if b is not None and needs[2] else 0))
+        saved, fwd, bwd = kernel("conv2d").memory(x, w, b, **kw, needs=needs)
+        return Cost(2 * macs + bias, 2 * macs * (needs[0] + needs[1])
+                    + (out.size if b is not None and needs[2] else 0), macs, saved, (fwd, bwd))
 
 
 class _Pad(Function):
@@ -71,7 +72,7 @@ class _Pad(Function):
         return out
 
     def cost(self, needs, out, x, **_):
-        return 0, 0  # copies, no arithmetic
+        return Cost()  # copies, no arithmetic
 
     def receptive_field(self, rf, x, pad=(), **_):
         """Padding moves the first unit's centre by the pixels added before it."""
@@ -96,12 +97,18 @@ class _MaxPool2d(Function):
         self.cache = None
         return np.zeros(shape, dtype=x.dtype)
 
-    def receptive_field(self, rf, x, kernel, stride, padding, dilation, ceil_mode):
-        return receptive_field_step(rf, kernel, stride, padding, dilation)
+    def window(self, x, kernel, stride, padding, dilation, ceil_mode):
+        return Window(kernel, stride, tuple((p, p) for p in padding), dilation, ceil_mode)
 
-    def cost(self, needs, out, x, kernel, **_):
-        """KH*KW - 1 comparisons per output forward; backward adds each gradient once."""
-        return out.size * (kernel[0] * kernel[1] - 1), out.size if needs[0] else 0
+    def cost(self, needs, out, x, kernel, padding, **_):
+        """KH*KW - 1 comparisons per output forward; backward adds each gradient once. A
+        padded input is kept as a padded copy."""
+        saved = 0
+        if any(padding):
+            n, c, h, w = x.shape
+            saved = n * c * (h + 2 * padding[0]) * (w + 2 * padding[1]) * x.itemsize
+        return Cost(out.size * (kernel[0] * kernel[1] - 1), out.size if needs[0] else 0,
+                    saved=saved)
 
     def indices(self, out: np.ndarray) -> np.ndarray:
         """return_indices: flat h*W + w of each maximum (zeros in a shape-only pass)."""
@@ -123,14 +130,14 @@ class _AvgPool2d(Function):
         return np.zeros(kpool.pool2d_output_shape("avg_pool2d", x.shape, kernel, stride,
                                                   padding, (1, 1), ceil_mode), dtype=x.dtype)
 
-    def receptive_field(self, rf, x, kernel, stride, padding, **_):
-        return receptive_field_step(rf, kernel, stride, padding)
+    def window(self, x, kernel, stride, padding, ceil_mode, **_):
+        return Window(kernel, stride, tuple((p, p) for p in padding), ceil_mode=ceil_mode)
 
     def cost(self, needs, out, x, kernel, **_):
         """KH*KW adds and a divide per output; backward spreads each gradient over its
         window."""
         k = kernel[0] * kernel[1]
-        return out.size * k, out.size * k if needs[0] else 0
+        return Cost(out.size * k, out.size * k if needs[0] else 0)
 
     def backward(self, g):
         return (self.k.backward(g, self.cache),)
@@ -156,7 +163,7 @@ class _AdaptiveAvgPool2d(Function):
     def cost(self, needs, out, x, output_size=(1, 1)):
         """Every input element taken into its bin(s) once (the bins' overlap aside), and a
         divide or pick per output; backward spreads the output gradients back."""
-        return x.size + out.size, x.size if needs[0] else 0
+        return Cost(x.size + out.size, x.size if needs[0] else 0)
 
     def backward(self, g):
         return (self.k.backward(g, self.cache),)
@@ -178,8 +185,9 @@ class _AdaptiveMaxPool2d(Function):
 
     def cost(self, needs, out, x, output_size=(1, 1)):
         """Every input element taken into its bin(s) once (the bins' overlap aside), and a
-        divide or pick per output; backward spreads the output gradients back."""
-        return x.size + out.size, x.size if needs[0] else 0
+        pick per output; backward spreads the output gradients back. The winners' indices
+        (int64) are kept."""
+        return Cost(x.size + out.size, x.size if needs[0] else 0, saved=8 * out.size)
 
     def indices(self, out: np.ndarray) -> np.ndarray:
         if self.cache is None:
@@ -197,10 +205,12 @@ class _Linear(Function):
         return out
 
     def cost(self, needs, out, x, w, b):
+        """2 x MACs forward (+ the bias); backward 2 x MACs for dx and for dW each, and a
+        sum over the output for db."""
         macs = out.size * w.shape[1]
-        return (2 * macs + (out.size if b is not None else 0),
-                2 * macs * (needs[0] + needs[1]) + (out.size if b is not None and needs[2]
-                                                    else 0))
+        return Cost(2 * macs + (out.size if b is not None else 0),
+                    2 * macs * (needs[0] + needs[1])
+                    + (out.size if b is not None and needs[2] else 0), macs)
 
     def meta(self, x, w, b):
         return np.zeros(kl.linear_output_shape(x.shape, w.shape, None if b is None else b.shape),
@@ -210,9 +220,11 @@ class _Linear(Function):
         return self.k.backward(g, self.cache, self.needs)
 
 
-def _unary(name: str, op: str, forward_ops: int, backward_ops: int):
+def _unary(name: str, op: str, forward_ops: int, backward_ops: int, saved_per_element=0):
     """A Function class for the element-wise kernel pair of ``op``, which costs
-    ``forward_ops`` and ``backward_ops`` floating-point operations per element."""
+    ``forward_ops`` and ``backward_ops`` floating-point operations per element and keeps
+    ``saved_per_element`` new bytes per element ("itemsize": one of the input's dtype)
+    beyond its output."""
 
     def forward(self, x, **kw):
         self.k = kernel(op)
@@ -223,9 +235,12 @@ def _unary(name: str, op: str, forward_ops: int, backward_ops: int):
         return (self.k.backward(g, self.cache),)
 
     def cost(self, needs, out, x, **kw):
-        return forward_ops * out.size, backward_ops * x.size if needs[0] else 0
+        per = x.itemsize if saved_per_element == "itemsize" else saved_per_element
+        return Cost(forward_ops * out.size, backward_ops * x.size if needs[0] else 0,
+                    saved=per * x.size)
 
-    return type(name, (Function,), {"forward": forward, "backward": backward, "cost": cost})
+    return type(name, (Function,), {"forward": forward, "backward": backward, "cost": cost,
+                                    "elementwise": True})
 
 
 # per element, forward and backward: relu max(x, 0) and g * (x > 0); leaky a compare and a
@@ -233,15 +248,17 @@ def _unary(name: str, op: str, forward_ops: int, backward_ops: int):
 # (log-)softmax subtract the max, exp, sum, divide (log, subtract) and back g - p * sum(g)
 # (g - softmax(x) * sum(g), exp included); dropout draw, compare, scale; back a multiply
 _ReLU = _unary("_ReLU", "relu", 1, 2)
-_LeakyReLU = _unary("_LeakyReLU", "leaky_relu", 2, 2)
+_LeakyReLU = _unary("_LeakyReLU", "leaky_relu", 2, 2, saved_per_element=1)  # a bool mask
 _Sigmoid = _unary("_Sigmoid", "sigmoid", 4, 3)
 _Tanh = _unary("_Tanh", "tanh", 1, 3)
 _LogSoftmax = _unary("_LogSoftmax", "log_softmax", 5, 4)
 _Softmax = _unary("_Softmax", "softmax", 4, 4)
-_Dropout = _unary("_Dropout", "dropout", 3, 1)
+_Dropout = _unary("_Dropout", "dropout", 3, 1, saved_per_element="itemsize")  # the mask
 
 
 class _BatchNorm(Function):
+    elementwise = True
+
     def forward(self, x, w, b, running_mean=None, running_var=None, **kw):
         self.k = kernel("batch_norm")
         out, self.cache = self.k.forward(x, w, b, running_mean, running_var, **kw)
@@ -254,9 +271,13 @@ class _BatchNorm(Function):
         statistics (2). Backward (training): g * gamma, the two sums over the batch (3),
         dx from them (4), and dgamma, dbeta (3); evaluation: g * gamma / sigma (2)."""
         n = x.size
+        saved, fwd, bwd = kernel("batch_norm").memory(x, w, b, running_mean, running_var,
+                                                      training, 0.1, 1e-5, needs=needs)
         if not training:
-            return 2 * n, (2 * n if needs[0] else 0) + (3 * n if needs[1] or needs[2] else 0)
-        return 8 * n, (8 * n if needs[0] else 0) + (3 * n if needs[1] or needs[2] else 0)
+            return Cost(2 * n, (2 * n if needs[0] else 0)
+                        + (3 * n if needs[1] or needs[2] else 0), 0, saved, (fwd, bwd))
+        return Cost(8 * n, (8 * n if needs[0] else 0) + (3 * n if needs[1] or needs[2] else 0),
+                    0, saved, (fwd, bwd))
 
     def backward(self, g):
         return self.k.backward(g, self.cache, self.needs)
@@ -273,7 +294,7 @@ class _NLLLoss(Function):
         every class); backward writes the gradient of logp."""
         rows = logp.size // logp.shape[1] if logp.ndim > 1 else 1
         smooth = 2 * logp.size if label_smoothing else 0
-        return 2 * rows + smooth, logp.size if needs[0] else 0
+        return Cost(2 * rows + smooth, logp.size if needs[0] else 0)
 
     def backward(self, g):
         return self.k.backward(g, self.cache), None, None
@@ -288,7 +309,8 @@ class _MSELoss(Function):
     def cost(self, needs, out, x, t, w, **_):
         """Subtract, square, add per element (and weight); backward 2 * diff * g."""
         extra = x.size if w is not None else 0
-        return 3 * x.size + extra, 2 * x.size * (needs[0] + needs[1]) + extra
+        return Cost(3 * x.size + extra, 2 * x.size * (needs[0] + needs[1]) + extra,
+                    saved=2 * x.size * x.itemsize)  # the difference and its square
 
     def backward(self, g):
         return self.k.backward(g, self.cache)

@@ -12,6 +12,7 @@ from conftest import zoo
 import convnetpy as cp
 import convnetpy.functional as F
 from convnetpy import models, nn
+from convnetpy.backend import select
 
 # The CS231n notes' VGG-16 table: output volume and weights (biases not counted) per CONV/POOL/FC
 CS231N_VGG16 = [
@@ -63,8 +64,11 @@ def test_columns_add_up_to_totals():
         assert s.train_flops == s.forward_flops + s.backward_flops
         assert s.activation_bytes == sum(r["act_bytes"] for r in s.rows)
         assert s.param_bytes == 4 * s.total_params
-        assert s.training_bytes == (s.param_bytes + s.buffer_bytes + s.param_bytes
-                                    + 2 * s.param_bytes + s.activation_bytes)
+        peak = s.peak
+        assert peak.bytes == peak.activations + peak.saved + peak.gradients + peak.workspace
+        assert peak.activations <= s.activation_bytes
+        assert s.training_bytes == (s.param_bytes + s.buffer_bytes + 2 * s.param_bytes
+                                    + peak.bytes)
 
 
 def test_batch_size_scales_macs_and_memory():
@@ -80,10 +84,12 @@ def test_summary_computes_no_convolution(monkeypatch):
     from convnetpy import functional
     from convnetpy.backend.dispatch import kernel
 
-    def guarded(op):
-        if op == "conv2d":
-            raise AssertionError("a convolution was computed")
-        return kernel(op)
+    def computed(*args, **kwargs):
+        raise AssertionError("a convolution was computed")
+
+    def guarded(op):  # the kernel's memory layout may be asked, not its arithmetic
+        k = kernel(op)
+        return k._replace(forward=computed, backward=computed) if op == "conv2d" else k
 
     monkeypatch.setattr(functional, "kernel", guarded)
     s = cp.summary(zoo("vgg16"), (8, 3, 224, 224))
@@ -243,7 +249,13 @@ def test_bad_arguments():
     ("googlenet", (1, 3, 224, 224), "text"),
 ])
 def test_golden_summaries(golden, name, size, fmt):
-    s = cp.summary(models.get(name), size, optimizer="momentum")
+    # the training-memory estimate follows the compute path's kernels (and, with the
+    # compiled GEMMs, the thread count): the numpy path's is the same on every machine
+    was = select.use("numpy")
+    try:
+        s = cp.summary(models.get(name), size, optimizer="momentum")
+    finally:
+        select.use(was)
     text = s.to_text() if fmt == "text" else s.to_markdown()
     golden(f"summary_{name}.{'txt' if fmt == 'text' else 'md'}", text + "\n")
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from typing import Any
 
 CONVENTIONS = (
-    "MACs: multiply-accumulates of conv and linear layers (conv: N*C_out*H_out*W_out*"
-    "(C_in/groups)*KH*KW; linear: N*in*out); FLOPs = 2 x MACs. Training FLOPs: every op "
-    "(pooling, batch norm, activations, adds, the loss too) counted from its own forward "
+    "MACs: multiply-accumulates of the weighted ops, conv, linear and matrix products (conv: "
+    "N*C_out*H_out*W_out*(C_in/groups)*KH*KW; linear: N*in*out); FLOPs = 2 x MACs. "
+    "Training FLOPs: every op (pooling, batch norm, activations, adds, the loss too) "
+    "counted from its own forward "
     "and backward arithmetic, in the evaluation-mode pass the summary makes (batch norm "
     "with running statistics, no dropout). Activation memory: every op's output (views "
-    "excluded). RF: receptive field size / jump / start (centre of the first unit) in input "
+    "excluded). Training memory: one step played out op by op, with each kernel's own "
+    "workspace. RF: receptive field size / jump / start (centre of the first unit) in input "
     "pixels."
 )
 
@@ -73,6 +76,8 @@ def _notes(s) -> list[str]:
 def _totals(s) -> list[tuple[str, str]]:
     opt = {"sgd": "plain SGD: none", "momentum": "momentum: 1 x params",
            "adam": "Adam: 2 x params"}[s.optimizer]
+    p = s.peak
+    where = next((r["type"] for r in s.rows if r["path"] == p.path), "")
     return [
         ("Parameters", f"{fmt_int(s.total_params)} (trainable {fmt_int(s.trainable_params)}, "
                        f"non-trainable {fmt_int(s.non_trainable_params)}), "
@@ -84,11 +89,15 @@ def _totals(s) -> list[tuple[str, str]]:
                            f"{fmt_count(s.backward_flops)}FLOPs, every op)"),
         ("Input", f"{s.input_size}, {fmt_bytes(s.input_bytes)}"),
         ("Activations", f"{fmt_bytes(s.activation_bytes)} at batch {s.batch}"),
-        ("Training memory", f"{fmt_bytes(s.training_bytes)} = parameters "
-                            f"{fmt_bytes(s.param_bytes)} + buffers {fmt_bytes(s.buffer_bytes)} "
-                            f"+ gradients {fmt_bytes(s.gradient_bytes)} + optimizer state "
-                            f"({opt}) {fmt_bytes(s.optimizer_bytes)} + saved activations "
-                            f"{fmt_bytes(s.activation_bytes)}"),
+        ("Training memory", f"{fmt_bytes(s.training_bytes)} at the peak of a step "
+                            f"({s.compute_path} path), in the {p.phase} pass of "
+                            f"{p.path or '(model)'} ({where}) = parameters "
+                            f"{fmt_bytes(s.param_bytes)} "
+                            f"+ buffers {fmt_bytes(s.buffer_bytes)} + optimizer state ({opt}) "
+                            f"{fmt_bytes(s.optimizer_bytes)} + outputs held "
+                            f"{fmt_bytes(p.activations)} + kept for backward "
+                            f"{fmt_bytes(p.saved)} + gradients {fmt_bytes(p.gradients)} + "
+                            f"kernel workspace {fmt_bytes(p.workspace)}"),
     ]
 
 
@@ -172,7 +181,8 @@ def json_text(s) -> str:
         "total_params", "trainable_params", "non_trainable_params", "param_bytes",
         "buffer_bytes", "total_macs", "total_flops", "forward_flops", "backward_flops",
         "train_flops", "activation_bytes",
-        "gradient_bytes", "optimizer_bytes", "training_bytes")}
+        "gradient_bytes", "optimizer_bytes", "training_bytes", "compute_path")}
+    totals["training_peak"] = dataclasses.asdict(s.peak)
     rows = [{k: _plain(r[k]) for k in FIELDS + ["conv"]} for r in s.rows]
     return json.dumps({"model": s.model_name, "input_size": list(s.input_size),
                        "optimizer": s.optimizer, "conventions": CONVENTIONS,

@@ -5,14 +5,16 @@ filled in, parameters (trainable / non-trainable), MACs and FLOPs, forward activ
 and the receptive field; totals for parameters, compute and memory; notes for layers whose
 windows do not cover the input exactly, the conv-versus-dense comparison and 1x1 reductions.
 
-Conventions (printed with the table): MACs count multiply-accumulates of convolutions and
-linear layers only (conv: N*C_out*H_out*W_out*(C_in/groups)*KH*KW, linear: N*in*out), as
-torchvision reports them; FLOPs = 2 x MACs; a training step's FLOPs are every op's forward
-and backward operations as the op counts them (``Function.cost``), pooling, batch norm,
-activations, adds and the loss included, in the evaluation-mode pass (batch norm with its
-running statistics, no dropout); activation memory is the size of every op's
-output (views excluded); training memory = parameters + gradients + optimizer state +
-saved activations.
+Conventions (printed with the table): MACs count multiply-accumulates of the weighted ops,
+convolutions, linear layers and matrix products (conv: N*C_out*H_out*W_out*(C_in/groups)*
+KH*KW, linear: N*in*out), as torchvision reports them; FLOPs = 2 x MACs; a training step's
+FLOPs are every op's forward and backward operations as the op counts them
+(``Function.cost``), pooling, batch norm, activations, adds and the loss included, in the
+evaluation-mode pass (batch norm with its running statistics, no dropout); activation
+memory is the size of every op's output (views excluded); training memory is the highest
+point of one training step played out op by op (analysis/memory.py): parameters, buffers
+and optimizer state, plus the outputs the graph holds, what the ops keep for backward, the
+gradients in flight and the running kernel's workspace on the current compute path.
 
 >>> from convnetpy import nn
 >>> from convnetpy import summary
@@ -27,9 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from ..backend.select import current
 from ..nn.module import Module
 from ..shape import INPUT_RF
 from . import render
+from .memory import training_peak
 from .trace import trace
 
 OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "adam": 2}
@@ -92,8 +96,10 @@ class Summary:
         self.gradient_bytes = trainable_bytes
         self.optimizer_bytes = OPTIMIZER_STATE[optimizer] * trainable_bytes
         self.input_bytes = int(np.prod(self.input_size)) * itemsize
-        self.training_bytes = (self.param_bytes + self.buffer_bytes + self.gradient_bytes
-                               + self.optimizer_bytes + self.activation_bytes)
+        self.compute_path = current()
+        self.peak = training_peak(tracer.calls)
+        self.training_bytes = (self.param_bytes + self.buffer_bytes + self.optimizer_bytes
+                               + self.peak.bytes)
         last = next((r for r in self.rows if r["path"] == ""), None)
         self.output_shape = last["output_shape"] if last else None
 
@@ -104,7 +110,7 @@ class Summary:
         out = None
         if row is not None and row.out_shape is not None:
             out = (n,) + tuple(row.out_shape[1:])
-        macs = row.macs * n if row else 0
+        macs = row.macs if row else 0
         r = {
             "path": path, "name": path or "(model)", "type": type(module).__name__,
             "depth": depth, "config": module.extra_repr().replace("\n", " "),
@@ -112,9 +118,9 @@ class Summary:
             "params": params, "trainable": trainable, "non_trainable": params - trainable,
             "param_bytes": sum(p.data.nbytes for p in own), "itemsize": itemsize,
             "macs": macs, "flops": 2 * macs,
-            "forward_flops": row.flops_forward * n if row else 0,
-            "backward_flops": row.flops_backward * n if row else 0,
-            "act_bytes": (row.act_elems * n * itemsize) if row else 0,
+            "forward_flops": row.flops_forward if row else 0,
+            "backward_flops": row.flops_backward if row else 0,
+            "act_bytes": row.act_bytes if row else 0,
             "notes": list(row.notes) if row else [],
             "conv": dict(row.conv) if row and row.conv else None,
             "calls": row.calls if row else 0,

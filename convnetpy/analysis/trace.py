@@ -3,11 +3,14 @@
 The model runs once in evaluation mode under a tracer: convolutions, linear layers and
 pooling compute only their output shape (zeros of that shape), every other op runs on those
 zeros at batch size 1, and each Function call is recorded against the innermost module that
-is executing, with its FLOPs (each op's ``cost``). The tracer keeps, per tensor it produced
-(a ``Mark``, nothing written onto the tensor), its receptive field (size, jump, start per
-axis; each op's ``receptive_field``), combined through residual adds and concatenations,
-whether a gradient flows into it, and the 1x1 convolution that fed it, if any, so that a
-following KxK convolution can report what the reduction saved.
+is executing. What the call costs is the op's own declaration, asked at the batch size of
+the summary with stand-ins that hold no data: ``cost`` (FLOPs, MACs, memory kept and
+used), ``window`` (the size formula) and ``receptive_field``. The tracer keeps, per tensor it
+produced (a ``Mark``, nothing written onto the tensor), its receptive field (size, jump,
+start per axis) combined through residual adds and concatenations, whether a gradient flows
+into it, whether its first axis is the batch, and the 1x1 convolution that fed it, if any,
+so that a following KxK convolution can report what the reduction saved. Every call is
+also kept as an ``OpCall`` for the training-memory estimate (memory.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import no_grad, set_tracer
+from ..autograd import Cost, Window, no_grad, set_tracer
 from ..nn.module import Module
 from ..shape import (
     INPUT_RF,
@@ -28,10 +31,7 @@ from ..shape import (
     inexact_note,
 )
 from ..tensor import Tensor
-
-VIEWS = {"Reshape", "Permute"}  # ops whose output shares the input's memory
-# element-wise layers through which "this tensor came from that 1x1 conv" still holds
-LINEAGE = {"ReLU", "LeakyReLU", "BatchNorm", "Dropout", "Sigmoid", "Tanh"}
+from .memory import OpCall
 
 
 @dataclass
@@ -41,10 +41,11 @@ class Row:
     depth: int
     calls: int = 0
     out_shape: tuple | None = None
+    # at the batch size of the pass (every op's own count, Function.cost)
     macs: int = 0
-    flops_forward: int = 0  # every op's own count (Function.cost), per image
+    flops_forward: int = 0
     flops_backward: int = 0
-    act_elems: int = 0
+    act_bytes: int = 0  # outputs of its ops, views excluded
     formula: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rf: ReceptiveField | None = None
@@ -58,12 +59,15 @@ class Mark:
     rf: ReceptiveField = INPUT_RF
     src: Row | None = None
     trained: bool = False
+    batched: bool = False  # its first axis is the batch (it was computed from the input)
 
 
 class Tracer:
-    def __init__(self, model: Module) -> None:
+    def __init__(self, model: Module, batch: int = 1) -> None:
         self.model = model
+        self.batch = batch
         self.rows: dict[str, Row] = {}
+        self.calls: list[OpCall] = []
         self.stack: list[Row] = []
         self.names = {}
         for name, m in model.named_modules():
@@ -77,6 +81,13 @@ class Tracer:
         model's input, a parameter)."""
         ref, m = self._marks.get(id(t), (None, None))
         return m if ref is not None and ref() is t else Mark()
+
+    def at_batch(self, a: Any, batched: bool) -> Any:
+        """``a`` as the op would see it at the pass's batch size: a read-only stand-in of
+        that shape that holds no data (an array of one element, broadcast)."""
+        if not batched or not isinstance(a, np.ndarray) or a.ndim == 0 or a.shape[0] != 1:
+            return a
+        return np.broadcast_to(np.zeros((), a.dtype), (self.batch,) + a.shape[1:])
 
     # ----- module hooks -----
     def pre(self, module: Module, inputs: tuple) -> None:
@@ -97,42 +108,44 @@ class Tracer:
 
     # ----- op records -----
     def record(self, ctx: Any, args: tuple, kwargs: dict, result: Tensor) -> None:
-        kind = type(ctx).__name__.lstrip("_")
-        tensors = [a for a in args if isinstance(a, Tensor)]
-        marks = [self.mark(t) for t in tensors]
-        rf = max([m.rf for m in marks] or [INPUT_RF], key=lambda r: r[0][0] * r[0][1])
-        src = marks[0].src if kind in LINEAGE and marks else None
+        marks = [self.mark(a) if isinstance(a, Tensor) else None for a in args]
+        known = [m for m in marks if m is not None]
+        rf = max([m.rf for m in known] or [INPUT_RF], key=lambda r: r[0][0] * r[0][1])
+        src = known[0].src if ctx.elementwise and known else None
+        batched = any(m.batched for m in known)
         row = self.stack[-1] if self.stack else None
-        x = tensors[0].data if tensors else None
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        arrays = [self.at_batch(a.data, m.batched) if m is not None else a
+                  for a, m in zip(args, marks)]
+        out = self.at_batch(result.data, batched)
         rf = ctx.receptive_field(rf, *arrays, **kwargs)
         # a gradient flows back into an input that is a trained parameter or was computed
         # from one (the model's input gets none)
-        needs = tuple(isinstance(a, Tensor) and (a.requires_grad or self.mark(a).trained)
-                      for a in args)
+        needs = tuple(m is not None and (a.requires_grad or m.trained)
+                      for a, m in zip(args, marks))
+        cost = ctx.cost(needs, out, *arrays, **kwargs)
+        cost = cost if isinstance(cost, Cost) else Cost(*cost)  # a user's (forward, backward)
+        win = ctx.window(*arrays, **kwargs)
         if row is not None:
-            fwd, bwd = ctx.cost(needs, result.data, *arrays, **kwargs)
-            row.flops_forward += int(fwd)
-            row.flops_backward += int(bwd)
-        if kind == "Conv2d":
-            w = args[1].data
-            if row is not None:
-                self._conv(row, x, w, result.data, kwargs, marks[0].src)
-            src = row if w.shape[2:] == (1, 1) else None
-        elif kind in ("MaxPool2d", "AvgPool2d"):
-            if row is not None:
-                self._window_formula(row, x, kwargs["kernel"], kwargs["stride"],
-                                     [(p, p) for p in kwargs["padding"]],
-                                     kwargs.get("dilation", (1, 1)), kwargs["ceil_mode"])
-        elif kind == "Linear":
-            w = args[1].data
-            if row is not None:
-                row.macs += int(np.prod(result.shape[:-1])) * w.shape[0] * w.shape[1]
-        self._marks[id(result)] = (weakref.ref(result), Mark(rf, src, any(needs)))
-        if row is not None and kind not in VIEWS:
-            row.act_elems += int(result.data.size)
+            row.flops_forward += int(cost.forward)
+            row.flops_backward += int(cost.backward)
+            row.macs += int(cost.macs)
+            if not ctx.view:
+                row.act_bytes += int(out.nbytes)
+            if win is not None:
+                self._window_formula(row, arrays[0], win)
+                if win.weight is not None:
+                    self._weighted(row, arrays[0], out, win, cost.macs, known[0].src)
+        if win is not None and win.weight is not None:
+            src = row if win.kernel == (1, 1) else None
+        self.calls.append(OpCall(
+            row.path if row is not None else "", id(result), int(out.nbytes), ctx.view,
+            any(needs), [(id(a), int(x.nbytes), need, m is not None and a.requires_grad)
+                         for a, x, m, need in zip(args, arrays, marks, needs)
+                         if m is not None], cost))
+        self._marks[id(result)] = (weakref.ref(result), Mark(rf, src, any(needs), batched))
 
-    def _window_formula(self, row, x, kernel, stride, pads, dilation, ceil_mode) -> None:
+    def _window_formula(self, row: Row, x, win: Window) -> None:
+        kernel, stride, pads, dilation, ceil_mode = win[:5]
         for ax, axis in enumerate(("height", "width")):
             size = x.shape[2 + ax]
             formula = conv_size_formula(size, kernel[ax], stride[ax], pads[ax], dilation[ax])
@@ -146,19 +159,17 @@ class Tracer:
             if note:
                 row.notes.append(note)
 
-    def _conv(self, row: Row, x, w, out, kw, src: Row | None) -> None:
+    def _weighted(self, row: Row, x, out, win: Window, macs: int, src: Row | None) -> None:
+        """A filter window's comparison with an unshared and a dense layer, and the saving
+        of a 1x1 reduction before it (on the reducing layer's row)."""
         n, cout, oh, ow = out.shape
         cin = x.shape[1]
-        g = kw["groups"]
-        kh, kwid = w.shape[2:]
-        macs = n * cout * oh * ow * (cin // g) * kh * kwid
-        row.macs += macs
-        self._window_formula(row, x, (kh, kwid), kw["stride"], kw["padding"], kw["dilation"],
-                             False)
+        g = win.groups
+        kh, kwid = win.kernel
         in_elems, out_elems = int(np.prod(x.shape[1:])), cout * oh * ow
         has_bias = getattr(row.module, "bias", None) is not None
         row.conv = {
-            "shared_params": int(w.size) + (cout if has_bias else 0),
+            "shared_params": int(np.prod(win.weight)) + (cout if has_bias else 0),
             "unshared_params": out_elems * ((cin // g) * kh * kwid + (1 if has_bias else 0)),
             "dense_params": in_elems * out_elems + (out_elems if has_bias else 0),
             "macs_per_image": macs // n,
@@ -166,14 +177,14 @@ class Tracer:
         if src is not None and src.conv is not None and (kh, kwid) != (1, 1):
             red = src.conv.get("reduction")
             if red is not None:
-                cin_full = red[0]
-                direct = n * cout * oh * ow * (cin_full // g) * kh * kwid
-                own = src.conv["macs_per_image"] * n
-                saved = direct - macs - own
+                per_image = macs // n
+                direct = cout * oh * ow * (red[0] // g) * kh * kwid
+                own = src.conv["macs_per_image"]
+                saved = direct - per_image - own
                 src.notes.append(
                     f"1x1 reduction {red[0]} -> {red[1]} channels: the following "
-                    f"{kh}x{kwid} conv at {row.path or '(model)'} costs {macs:,} MACs per "
-                    f"image instead of {direct:,}; with this layer's own {own:,} "
+                    f"{kh}x{kwid} conv at {row.path or '(model)'} costs {per_image:,} MACs "
+                    f"per image instead of {direct:,}; with this layer's own {own:,} "
                     f"that saves {saved:,} MACs")
         if (kh, kwid) == (1, 1) and cout < cin:
             row.conv["reduction"] = (cin, cout)
@@ -181,14 +192,16 @@ class Tracer:
 
 def trace(model: Module, input_size: tuple[int, ...], dtype: Any = np.float32) -> Tracer:
     """Run ``model`` once on zeros of shape (1, *input_size[1:]) in evaluation mode, without
-    computing any convolution; return the tracer with one Row per module called."""
-    tracer = Tracer(model)
+    computing any convolution; return the tracer with one Row per module called, its
+    counts at batch size ``input_size[0]``."""
+    tracer = Tracer(model, int(input_size[0]))
     modes = [(m, m.training) for m in model.modules()]
     handles = []
     for m in model.modules():
         handles.append(m.register_forward_pre_hook(tracer.pre))
         handles.append(m.register_forward_hook(tracer.post))
-    x = Tensor(np.zeros((1,) + tuple(input_size[1:]), dtype=dtype))  # its Mark: the default
+    x = Tensor(np.zeros((1,) + tuple(input_size[1:]), dtype=dtype))
+    tracer._marks[id(x)] = (weakref.ref(x), Mark(batched=True))
     prev = set_tracer(tracer)
     try:
         model.eval()

@@ -29,7 +29,7 @@ import numpy as np
 from ..kernels.conv import conv2d_output_shape
 from .memory import empty
 from .select import gemm, loops
-from .threads import parallel_for
+from .threads import parallel_for, split_plan
 
 Pad2 = tuple[tuple[int, int], tuple[int, int]]
 CHUNK_BYTES = 4 << 20  # batch chunks sized so that one chunk's columns take about this
@@ -365,3 +365,40 @@ def conv2d_backward(
     if dw is not None:
         dw = dw.reshape(w.shape)
     return dx, dw, db
+
+
+def conv2d_memory(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
+                  groups=1, *, needs=(True, True, True)) -> tuple[int, int, int]:
+    """(saved, forward workspace, backward workspace) in bytes of ``conv2d_forward`` and
+    ``conv2d_backward`` as they run here, read off the same geometry from the shapes of the
+    arguments alone: what the summary's training-memory estimate counts. Nothing new is
+    saved (the input is kept, not its columns); the workspace is the columns, the GEMM's
+    output block and, on the backward pass, the weight gradient of every piece."""
+    geo = _Geometry(x.shape, w.shape, stride, padding, dilation, groups, x.dtype)
+    item = np.dtype(x.dtype).itemsize
+    n, o, oh, ow = geo.n, geo.o, geo.oh, geo.ow
+    rows = geo.g * geo.k  # the columns' height, every group
+    dw = int(np.prod(w.shape)) * item if needs[1] else 0
+    if geo.gm:  # per thread its piece's buffers, per piece its weight gradient
+        threads, pieces = split_plan(n, geo.k * oh * ow * geo.g)
+        if geo.pointwise:
+            return 0, 0, threads * o * oh * ow * item + (pieces + 1) * dw
+        m = min(geo.chunk, -(-n // pieces)) * oh * ow
+        ld = m + 32
+        forward = threads * (rows * ld + o * m) * item
+        backward = threads * (rows + o) * ld * item + (pieces + 1) * dw
+        return 0, forward, backward + (int(np.prod(w.shape)) * item if needs[0] else 0)
+    if geo.pointwise:  # the per-image weight gradients, then their sum
+        return 0, 0, (n + 1) * dw
+    padded = (geo.c * n * (geo.hp + 1) * geo.wp + geo.tail) * item
+    parts = -(-n // geo.chunk)
+    per_image = oh * geo.owx * item
+    nc = -(-n // parts)
+    cols, y = rows * nc * per_image, o * nc * per_image
+    # a chunk's new columns are made before the last chunk's are let go
+    forward = (0 if geo.lp else padded) + (2 if parts > 1 else 1) * (cols + y)
+    backward = (o * n * per_image + 2 * dw + cols * (2 if parts > 1 else 1)
+                + (padded if needs[1] and not geo.lp else 0)
+                + (padded if needs[0] and not geo.lp else 0)
+                + (int(np.prod(w.shape)) * item if needs[0] else 0))
+    return 0, forward, backward

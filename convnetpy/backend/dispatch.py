@@ -30,6 +30,9 @@ from .select import current
 class Kernel(NamedTuple):
     forward: Callable
     backward: Callable | None = None
+    # (the forward arguments, needs=...) -> (saved, forward workspace, backward workspace)
+    # in bytes, where they depend on the implementation (the summary's memory estimate)
+    memory: Callable | None = None
 
 
 def _reference() -> dict[str, Kernel]:
@@ -47,7 +50,8 @@ def _reference() -> dict[str, Kernel]:
         "mse_loss": Kernel(k_loss.mse_loss_forward, k_loss.mse_loss_backward),
         "dropout": Kernel(k_dropout.dropout_forward, k_dropout.dropout_backward),
         "batch_norm": Kernel(k_normalization.batch_norm_forward,
-                             k_normalization.batch_norm_backward),
+                             k_normalization.batch_norm_backward,
+                             k_normalization.batch_norm_memory),
         "pad": Kernel(k_padding.pad_forward, k_padding.pad_backward),
         "max_pool2d": Kernel(k_pooling.max_pool2d_forward, k_pooling.max_pool2d_backward),
         "avg_pool2d": Kernel(k_pooling.avg_pool2d_forward, k_pooling.avg_pool2d_backward),
@@ -69,12 +73,13 @@ def table(path: str) -> dict[str, Kernel]:
     if path == "reference":
         return ops
     # every path: the batch-chunked im2col convolution (NumPy GEMMs and copies on numpy)
-    ops["conv2d"] = Kernel(conv.conv2d_forward, conv.conv2d_backward)
+    ops["conv2d"] = Kernel(conv.conv2d_forward, conv.conv2d_backward, conv.conv2d_memory)
     if path == "numpy":
         return ops
     ops["relu"] = Kernel(activation.relu_forward, activation.relu_backward)
     ops["batch_norm"] = Kernel(normalization.batch_norm_forward,
-                               normalization.batch_norm_backward)
+                               normalization.batch_norm_backward,
+                               normalization.batch_norm_memory)
     ops["max_pool2d"] = Kernel(pooling.max_pool2d_forward, pooling.max_pool2d_backward)
     ops["sum_all"] = Kernel(reduce.sum_all)
     if path in ("avx512", "avx2"):

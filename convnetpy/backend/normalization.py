@@ -80,3 +80,13 @@ def batch_norm_backward(dout, cache, need=(True, True, True)):
         dx3 = dx.reshape(n, c, -1)
         rows(lambda p: lp.channel_grad(d3[p], x3[p], mean, *coef, dx3[p]), d3)
     return dx, dgamma, dbeta
+
+
+def batch_norm_memory(x, gamma, beta, running_mean, running_var, training, momentum, eps, *,
+                      needs=(True, True, True)) -> tuple[int, int, int]:
+    """(saved, forward workspace, backward workspace) in bytes: nothing but x (and
+    per-channel statistics) is kept; other dtypes, the reference's."""
+    if x.dtype not in (np.float32, np.float64):
+        return reference.batch_norm_memory(x, gamma, beta, running_mean, running_var,
+                                           training, momentum, eps, needs=needs)
+    return 0, 0, 0

@@ -184,9 +184,20 @@ def _threads(n: int, items_per_index: int) -> int:
     return max(1, min(THREADS, n)) if n * items_per_index >= MIN_ITEMS else 1
 
 
+def _pieces(n: int, threads: int) -> int:
+    return min(n, threads * PIECES) if threads > 1 else 1
+
+
 def _bounds(n: int, threads: int) -> list[int]:
-    pieces = min(n, threads * PIECES) if threads > 1 else 1
+    pieces = _pieces(n, threads)
     return [n * i // pieces for i in range(pieces + 1)]
+
+
+def split_plan(n: int, items_per_index: int = 1) -> tuple[int, int]:
+    """(threads, pieces) that ``parallel_for(fn, n, items_per_index)`` runs ``fn`` on
+    (from an idle caller): what the kernels' memory estimates count per thread and piece."""
+    threads = _threads(n, items_per_index)
+    return threads, _pieces(n, threads)
 
 
 def _wait(call: _Call) -> list[BaseException]:

@@ -112,3 +112,11 @@ def batch_norm_backward(
             dx3 += (-k * sum_dy / count).reshape(1, c, 1)
         dx = dx3.reshape(dout.shape)
     return dx, dgamma, dbeta
+
+
+def batch_norm_memory(x, gamma, beta, running_mean, running_var, training, momentum, eps, *,
+                      needs=(True, True, True)) -> tuple[int, int, int]:
+    """(saved, forward workspace, backward workspace) in bytes: the centred input xc is
+    kept; backward makes one temporary of its size for the training-mode correction."""
+    nbytes = int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
+    return nbytes, 0, nbytes if needs[0] and training else 0
