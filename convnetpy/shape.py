@@ -324,9 +324,34 @@ def linear_params(in_features: int, out_features: int, bias: bool = True) -> int
     return (in_features + (1 if bias else 0)) * out_features
 
 
+def conv_params_formula(in_channels: int, out_channels: int,
+                        kernel_size: int | tuple[int, int], groups: int = 1,
+                        bias: bool = True) -> str:
+    """``conv_params`` with its numbers filled in, as the lecture writes it.
+
+    >>> conv_params_formula(3, 10, 5)
+    '(5*5*3 + 1) * 10 = 760'
+    """
+    kh, kw = pair(kernel_size, "kernel_size")
+    total = conv_params(in_channels, out_channels, (kh, kw), groups, bias)
+    return (f"({kh}*{kw}*{in_channels // groups} + {1 if bias else 0}) * {out_channels} "
+            f"= {total:,}")
+
+
+def linear_params_formula(in_features: int, out_features: int, bias: bool = True) -> str:
+    """``linear_params`` with its numbers filled in.
+
+    >>> linear_params_formula(400, 120)
+    '(400 + 1) * 120 = 48,120'
+    """
+    total = linear_params(in_features, out_features, bias)
+    return f"({in_features} + {1 if bias else 0}) * {out_features} = {total:,}"
+
+
 __all__ = [
     "ShapeError", "pair", "same_padding", "conv_output_size", "conv_size_formula",
     "check_conv_axis", "pool_output_size", "check_pool_axis", "adaptive_bins",
     "resolve_conv_padding", "inexact_note", "ReceptiveField", "INPUT_RF",
+    "conv_params_formula", "linear_params_formula",
     "receptive_field_step", "conv_params", "linear_params",
 ]

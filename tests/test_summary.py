@@ -156,6 +156,63 @@ def test_a_users_op_declares_its_receptive_field_and_the_summary_follows_it():
     assert rows[-1]["rf_jump"] == (2, 2) and rows[-1]["output_shape"] == (1, 1, 11, 11)
 
 
+def test_a_users_window_op_gets_the_size_formula_and_its_memory_counts():
+    from convnetpy.autograd import Cost, Function, Window
+
+    class Max2x2(Function):  # 2x2 stride-2 max pooling written by a user, no padding
+        def forward(self, x):
+            n, c, h, w = x.shape
+            return x[:, :, : h // 2 * 2, : w // 2 * 2].reshape(
+                n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+        def window(self, x):
+            return Window((2, 2), (2, 2), ((0, 0), (0, 0)))
+
+    class Kept(Max2x2):  # the same, keeping 64 copies of its input for backward
+        def cost(self, needs, out, x):
+            return Cost(3 * out.size, out.size if needs[0] else 0, saved=64 * x.nbytes)
+
+    class Pair(Max2x2):  # an old-style (forward, backward) pair is still taken
+        def cost(self, needs, out, x):
+            return 3 * out.size, 0
+
+    def net(op):
+        class Layer(nn.Module):
+            def forward(self, x):
+                return op.apply(x)
+        return nn.Sequential(nn.Conv2d(1, 2, 3), Layer())
+
+    plain, kept, pair = (cp.summary(net(op), (4, 1, 15, 15)) for op in (Max2x2, Kept, Pair))
+    row = plain.rows[-1]
+    axis = "(13 + 2*0 - 2)/2 + 1 = 6.5 -> 6"
+    assert row["formula"] == f"H: {axis}; W: {axis}"
+    assert any("not an integer" in n for n in row["notes"])
+    assert row["rf_size"] == (4, 4) and row["rf_jump"] == (2, 2)
+    assert pair.rows[-1]["forward_flops"] == kept.rows[-1]["forward_flops"] == 3 * 4 * 2 * 36
+    # the kept copies of the conv's output (4 x 2 x 13 x 13 floats) are held from the
+    # forward pass until the op's own backward, where the step now peaks
+    assert kept.peak.saved == 64 * 4 * 2 * 13 * 13 * 4
+    assert kept.peak.path == "1" and plain.peak.path == "0"
+    assert kept.training_bytes > plain.training_bytes + kept.peak.saved / 2
+
+
+def test_param_formulas_come_from_each_layer():
+    assert nn.Conv2d(3, 4, 3).param_formula() == "(3*3*3 + 1) * 4 = 112"
+    assert nn.Conv2d(8, 8, 3, groups=4, bias=False).param_formula() == "(3*3*2 + 0) * 8 = 144"
+    assert nn.Linear(400, 120).param_formula() == "(400 + 1) * 120 = 48,120"
+    assert nn.BatchNorm2d(16).param_formula() == "2 * 16 (scale + shift) = 32"
+    assert nn.BatchNorm2d(16, affine=False).param_formula() is None
+    assert nn.ReLU().param_formula() is None
+
+    class Scale(nn.Module):  # a layer without a formula of its own: its elements added
+        def __init__(self):
+            super().__init__()
+            self.gain = nn.Parameter(np.ones((3, 1, 1), np.float32))
+            self.offset = nn.Parameter(np.zeros(3, np.float32))
+
+    assert Scale().param_formula() == "3*1*1 + 3 = 6"
+
+
 def test_receptive_field_through_residual_and_branches():
     s = cp.summary(models.get("resnet20"), (1, 3, 32, 32))
     by = {r["name"]: r for r in s.rows}

@@ -17,7 +17,7 @@ from conftest import default_sigint
 from convnetpy.cli import main
 from convnetpy.data import synthetic
 from convnetpy.io import checkpoint as ck
-from convnetpy.train import TrainConfig, TrainingError, fit
+from convnetpy.train import TrainConfig, TrainingError, fit, load_trained
 
 TINY = dict(model="lenet5", data="synthetic:320", epochs=2, batch_size=32, lr=0.02,
             val_fraction=0.2, progress=False, augment=["crop"], model_kwargs={})
@@ -284,8 +284,28 @@ def test_fit_takes_a_model_and_a_dataset_object(tmp_path):
                         nn.Linear(4 * 15 * 15, 4))
     r = fit(net, data, cfg(tmp_path, epochs=1), log=quiet)
     assert r["model"] is net and r["status"] == "completed" and len(r["history"]) == 1
+    # the recipe cannot rebuild either object: loading says so and how to do it instead
+    run = r["run_dir"]
+    with pytest.raises(ValueError, match="model object .*Sequential.*restore"):
+        load_trained(run)
+    with pytest.raises(ValueError, match="resume it from Python"):
+        fit(resume=run, log=quiet)
+    restored = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(4 * 15 * 15, 4))
+    ck.restore(ck.load_checkpoint(run), restored)
+    np.testing.assert_array_equal(restored[0].weight.numpy(), net[0].weight.numpy())
+    assert ck.load_checkpoint(run).meta["given"] == {
+        "model": "convnetpy.nn.container.Sequential", "data": data.name}
     with pytest.raises(ValueError, match="Linear\\(in_features=10"):
         fit(nn.Sequential(nn.Flatten(), nn.Linear(10, 4)), data, cfg(tmp_path), log=quiet)
+
+
+def test_eval_of_a_run_on_a_dataset_object_asks_for_the_data(tmp_path, capsys):
+    data = synthetic(160)
+    r = fit(None, data, cfg(tmp_path, epochs=1), log=quiet)
+    assert main(["eval", r["run_dir"]]) == 2
+    assert "dataset object passed to fit" in capsys.readouterr().err
+    assert main(["eval", r["run_dir"], "--data", "synthetic:160"]) == 0
 
 
 def test_a_failing_callback_still_ends_every_callback(tmp_path):

@@ -22,6 +22,10 @@ def run(args) -> int:
 
     ck, cfg, model = load_trained(args.checkpoint)
     meta = ck.meta
+    given = meta.get("given", {}).get("data")
+    if given and not args.data:
+        raise ValueError(f"this run trained on a dataset object passed to fit ({given}), "
+                         f"which its recipe cannot load again; name the data with --data")
     ds = get_dataset(args.data or cfg.data, cfg.image_size)
     if tuple(ds.image_shape) != tuple(meta["input_shape"]):
         raise ValueError(f"the data's images are {ds.image_shape}, the model was trained on "

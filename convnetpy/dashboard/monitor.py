@@ -207,7 +207,7 @@ class Monitor:
                 for t, w in zip(targets, values):
                     t.data[...] = w
                 for p, g in zip(targets, grads):
-                    p.grad = None if g is None else Tensor._from_array(np.array(g))
+                    p.grad = None if g is None else Tensor(np.array(g))
                 self._step = step
             try:
                 snap, self.layers = build_snapshot(self, self._viewer, example)

@@ -48,16 +48,9 @@ def layer_info(lp: vprobe.LayerProbe) -> dict[str, Any]:
                             "formula": list(lp.formula), "stats": lp.stats(),
                             "spatial": lp.output.ndim == 3}
     m = lp.module
-    if getattr(m, "weight", None) is not None and lp.kind == "Conv2d":
-        o, c, kh, kw = m.weight.shape
-        bias = 1 if getattr(m, "bias", None) is not None else 0
-        info["param_formula"] = f"({kh}*{kw}*{c} + {bias}) * {o} = {lp.params:,}"
-    elif lp.kind == "Linear":
-        o, i = m.weight.shape
-        bias = 1 if m.bias is not None else 0
-        info["param_formula"] = f"({i} + {bias}) * {o} = {lp.params:,}"
-    elif lp.kind.startswith("BatchNorm") and lp.params:
-        info["param_formula"] = f"2 * {lp.params // 2} (scale, shift) = {lp.params:,}"
+    formula = m.param_formula()
+    if formula:
+        info["param_formula"] = formula
     maps = _maps(lp.output)
     if maps is not None:
         scale = render.scale_for(*maps.shape[1:], 40) if lp.output.ndim == 3 else 6
@@ -68,8 +61,9 @@ def layer_info(lp: vprobe.LayerProbe) -> dict[str, Any]:
         if lp.grad is not None:
             info["grad"] = data_url(render.grid(_maps(lp.grad), scale,
                                                 columns=min(16, len(maps))))
-    if lp.kind == "Conv2d":
-        w = m.weight.data
+    weight = getattr(m, "weight", None)
+    if weight is not None and weight.ndim == 4:  # filters (O, C, KH, KW): draw them
+        w = weight.data
         # colour patches of the first layer large, the per-channel grey grid small
         fscale = render.scale_for(*w.shape[2:], 24 if w.shape[1] in (1, 3) else 8)
         shown = (slice(0, MAX_MAPS), slice(0, MAX_FILTER_CHANNELS))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..shape import pair, resolve_conv_padding
+from ..shape import conv_params_formula, pair, resolve_conv_padding
 from . import init
 from .module import Module
 
@@ -65,6 +65,10 @@ class Conv2d(Module):
         (pt, pb), (pl, pr) = self._pads
         x = F.pad(x, (pl, pr, pt, pb), mode=self.padding_mode)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def param_formula(self) -> str:
+        return conv_params_formula(self.in_channels, self.out_channels, self.kernel_size,
+                                   self.groups, self.bias is not None)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

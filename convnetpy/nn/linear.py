@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..shape import ShapeError
+from ..shape import ShapeError, linear_params_formula
 from ..tensor import Tensor
 from . import init
 from .module import Module
@@ -73,6 +73,10 @@ class Linear(Module):
                 f"got shape {tuple(x.shape)} whose last axis has {got} features.{hint}",
             )
         return F.linear(x, self.weight, self.bias)
+
+    def param_formula(self) -> str:
+        return linear_params_formula(self.in_features, self.out_features,
+                                     self.bias is not None)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

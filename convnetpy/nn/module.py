@@ -357,6 +357,16 @@ class Module:
     def extra_repr(self) -> str:
         return ""
 
+    def param_formula(self) -> str | None:
+        """How this module's own parameters add up, numbers filled in (the dashboard shows
+        it); None without parameters of its own. Layers with a lecture formula override
+        this; by default, the elements of each parameter added."""
+        own = [p for p in self._parameters.values() if p is not None]
+        if not own:
+            return None
+        terms = ["*".join(str(d) for d in p.shape) or "1" for p in own]
+        return f"{' + '.join(terms)} = {sum(p.numel() for p in own):,}"
+
     def _one_line(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 

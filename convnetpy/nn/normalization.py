@@ -53,6 +53,14 @@ class _BatchNorm(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
 
+    def param_formula(self) -> str | None:
+        own = [p for p in (self.weight, self.bias) if p is not None]
+        if not own:
+            return None
+        names = " + ".join(n for n, p in (("scale", self.weight), ("shift", self.bias))
+                           if p is not None)
+        return f"{len(own)} * {self.num_features} ({names}) = {len(own) * self.num_features:,}"
+
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean.data[...] = 0

@@ -190,6 +190,18 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
     train_ds, val_ds = ds.split(cfg.val_fraction, cfg.seed)
     mean, std = channel_stats(train_ds)
     manual_seed(cfg.seed)
+    given = {}  # what the recipe cannot rebuild: a model object, a dataset object
+    if model is not None:
+        given["model"] = f"{type(model).__module__}.{type(model).__qualname__}"
+    if isinstance(data, ArrayDataset):
+        given["data"] = ds.name
+    if ck is not None:
+        first = ck.meta.get("given", {})
+        if model is None and "model" in first:
+            raise ValueError(f"{ck.path}: this run trained a model object "
+                             f"({first['model']}), not a zoo model; resume it from Python: "
+                             f"fit(model, data, resume=...)")
+        given = {**first, **given}
     if model is None:
         model = build_model(cfg, ds.num_classes, ds.image_shape[0])
     check(model, (1,) + ds.image_shape)  # a shape mistake is reported before the first step
@@ -206,7 +218,7 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
                                                        "OPENBLAS_NUM_THREADS")}
             | {"cpu_count": os.cpu_count()},
             # numba loops or NumPy: the last bits of a resumed run depend on it
-            "loops": compiled_loops()}
+            "loops": compiled_loops(), "given": given}
     if ck is not None:
         ckpt_mod.restore(ck, model, opt, sched)
         run_dir = ck.path.parent.parent

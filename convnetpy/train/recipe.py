@@ -92,6 +92,12 @@ def load_trained(path: str | Path) -> Trained:
     checkpoint's weights, in evaluation mode."""
     ck = ckpt_mod.load_checkpoint(path)
     cfg = TrainConfig.from_dict(ck.meta["config"])
+    given = ck.meta.get("given", {}).get("model")
+    if given:
+        raise ValueError(f"{ck.path}: this run trained a model object ({given}), not a zoo "
+                         f"model, so it cannot be rebuilt from its recipe; build the model "
+                         f"and load the weights: convnetpy.io.restore("
+                         f"convnetpy.io.load_checkpoint(path), model)")
     model = models.get(cfg.model, num_classes=ck.meta["num_classes"],
                        in_channels=ck.meta["input_shape"][0], **cfg.model_kwargs)
     ckpt_mod.restore(ck, model)

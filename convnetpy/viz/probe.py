@@ -26,7 +26,10 @@ import numpy as np
 
 from .. import functional as F
 from ..analysis.trace import trace
+from ..nn.activation import ReLU
+from ..nn.conv import Conv2d
 from ..nn.module import Module
+from ..nn.pooling import MaxPool2d
 from ..shape import resolve_conv_padding
 from ..tensor import Tensor
 
@@ -154,16 +157,16 @@ def explain_unit(layers: list[LayerProbe], index: int, channel: int, row: int,
         info["input_window"] = {"rows": [r0, r1], "cols": [c0, c1],
                                 "size": [float(s) for s in lp.rf[0]]}
     m = lp.module
-    if lp.kind == "Conv2d" and m.groups == 1 and m.padding_mode == "zeros":
+    if isinstance(m, Conv2d) and m.groups == 1 and m.padding_mode == "zeros":
         window = _window(lp.input, row, col, m.kernel_size, m.stride, m.padding, m.dilation)
         wt = m.weight.data[channel]
         bias = 0.0 if m.bias is None else float(m.bias.data[channel])
         total = float((window * wt).sum()) + bias
         info.update(window=window.tolist(), weights=wt.tolist(), bias=bias,
                     dot=float((window * wt).sum()), total=total)
-        if index + 1 < len(layers) and layers[index + 1].kind == "ReLU":
+        if index + 1 < len(layers) and isinstance(layers[index + 1].module, ReLU):
             info["relu"] = max(total, 0.0)
-    elif lp.kind == "MaxPool2d":
+    elif isinstance(m, MaxPool2d):
         k = _pair(m.kernel_size)
         window = _window(lp.input[channel:channel + 1], row, col, k,
                          _pair(m.stride or m.kernel_size), _pair(m.padding), _pair(m.dilation),
