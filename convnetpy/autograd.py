@@ -65,6 +65,32 @@ class enable_grad(_GradMode):
     mode = True
 
 
+class run_backward_callbacks:
+    """Context of one backward pass (``Tensor.backward`` enters it): the callbacks that
+    ``queue_callback`` adds during the pass run, in order, when it completes; a pass that
+    raises drops them."""
+
+    def __enter__(self) -> None:
+        self.outer = getattr(_state, "callbacks", None)
+        _state.callbacks = []
+
+    def __exit__(self, exc_type, *exc: Any) -> None:
+        callbacks, _state.callbacks = _state.callbacks, self.outer
+        if exc_type is None:
+            for fn in callbacks:
+                fn()
+
+
+def queue_callback(fn) -> None:
+    """Run ``fn()`` once the backward pass running in this thread completes (from a hook,
+    as PyTorch's engine ``queue_callback``); data-parallel training waits for its gradient
+    exchanges there."""
+    callbacks = getattr(_state, "callbacks", None)
+    if callbacks is None:
+        raise RuntimeError("queue_callback can only be called during a backward pass")
+    callbacks.append(fn)
+
+
 def current_tracer() -> Any:
     """The active shape tracer (see ``convnetpy.analysis``), or None."""
     return getattr(_state, "tracer", None)

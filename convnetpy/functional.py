@@ -22,6 +22,7 @@ from .autograd import Cost, Function, Window
 from .backend.dispatch import kernel
 from .kernels import conv as kc
 from .kernels import linear as kl
+from .kernels import normalization as kn
 from .kernels import padding as kp
 from .kernels import pooling as kpool
 from .random import default_generator
@@ -283,6 +284,19 @@ class _BatchNorm(Function):
         return self.k.backward(g, self.cache, self.needs)
 
 
+class _SyncBatchNorm(_BatchNorm):
+    """Batch norm in training whose statistics cover every process's batch (``reduce``)."""
+
+    def forward(self, x, w, b, running_mean=None, running_var=None, momentum=0.1, eps=1e-5,
+                reduce=None, **_):
+        out, self.cache = kn.sync_batch_norm_forward(x, w, b, running_mean, running_var,
+                                                     momentum, eps, reduce)
+        return out
+
+    def backward(self, g):
+        return kn.sync_batch_norm_backward(g, self.cache, self.needs)
+
+
 class _NLLLoss(Function):
     def forward(self, logp, target, weight, **kw):
         self.k = kernel("nll_loss")
@@ -500,6 +514,22 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     _same_dtype("batch_norm", x, weight=w, bias=b)
     return _BatchNorm.apply(x, w, b, running_mean=rm, running_var=rv, training=bool(training),
                             momentum=float(momentum), eps=float(eps))
+
+
+def sync_batch_norm(input, running_mean, running_var, weight=None, bias=None,
+                    momentum=0.1, eps=1e-5, reduce=None) -> Tensor:
+    """Training-mode batch normalisation over the batches of every process: ``reduce``
+    sums a float64 array over them (``convnetpy.distributed`` gives it; None: this process
+    alone, which is plain batch norm)."""
+    x = _t(input)
+    w = None if weight is None else _t(weight, "weight")
+    b = None if bias is None else _t(bias, "bias")
+    _same_dtype("sync_batch_norm", x, weight=w, bias=b)
+    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    return _SyncBatchNorm.apply(x, w, b, running_mean=rm, running_var=rv,
+                                momentum=float(momentum), eps=float(eps), training=True,
+                                reduce=reduce or (lambda a: a))
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _ops as ops
-from .autograd import Function, is_grad_enabled
+from .autograd import Function, is_grad_enabled, run_backward_callbacks
 
 _FLOATS = (np.float16, np.float32, np.float64)
 
@@ -171,6 +171,17 @@ class Tensor:
     def retain_grad(self) -> None:
         self._retain = True
 
+    def register_post_accumulate_grad_hook(self, hook) -> "HookHandle":
+        """Call ``hook(tensor)`` each time a backward pass has added its gradient into this
+        leaf's ``.grad`` (as PyTorch's; data-parallel training starts the gradient's
+        exchange there). Returns a handle whose ``remove()`` takes the hook away."""
+        if self._ctx is not None:
+            raise RuntimeError("post-accumulate-grad hooks are for leaf tensors (parameters)")
+        hooks = self.__dict__.setdefault("_post_hooks", {})
+        handle = HookHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
     def detach(self) -> Tensor:
         return Tensor._from_array(self.data)
 
@@ -191,6 +202,10 @@ class Tensor:
                     f"grad of shape {g.shape} does not match the tensor's shape {self.shape}"
                 )
         order = _topological_order(self)
+        with run_backward_callbacks():
+            self._run_backward(order, g, retain_graph)
+
+    def _run_backward(self, order: list, g: np.ndarray, retain_graph: bool) -> None:
         grads: dict[int, np.ndarray] = {id(self): g}
         handed: set[int] = set()  # arrays already given to a leaf as its .grad
         for t in reversed(order):
@@ -371,6 +386,17 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
+class HookHandle:
+    """Removes the hook it was returned for."""
+    _ids = iter(range(1 << 62))
+
+    def __init__(self, hooks: dict) -> None:
+        self.hooks, self.id = hooks, next(HookHandle._ids)
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+
 def _accumulate(t: Tensor, g: np.ndarray, handed: set[int]) -> None:
     g = g.astype(t.dtype, copy=False)
     if t.grad is None:
@@ -383,6 +409,8 @@ def _accumulate(t: Tensor, g: np.ndarray, handed: set[int]) -> None:
         t.grad = Tensor._from_array(g)
     else:
         t.grad.data = t.grad.data + g
+    for hook in list(t.__dict__.get("_post_hooks", {}).values()):
+        hook(t)
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:

@@ -1,7 +1,7 @@
 """The dependency rules of DESIGN.md, read from the source: the layers point one way and no
 module imports itself back through others (deferred imports count); kernels import only
 numpy and shape: no threads, workspaces, numba or anything above them; only backend imports
-numba and llvmlite; nothing in convnetpy imports torch except an explicit interop module."""
+numba and llvmlite, only distributed mpi4py; nothing in convnetpy imports torch except an explicit interop module."""
 
 import ast
 from pathlib import Path
@@ -35,7 +35,7 @@ LAYERS = [
     {"tensor"},
     {"functional"},
     {"nn"},
-    {"optim", "data", "models"},
+    {"optim", "data", "models", "distributed"},
     {"analysis", "io", "viz", "train"},
     {"convnetpy"},
     {"dashboard"},
@@ -147,6 +147,14 @@ def test_only_the_backend_imports_numba_and_llvmlite():
         bad = {n for n in imports(path) if n.split(".")[0] in ("numba", "llvmlite")
                or {"loops", "gemm", "microkernels", "conv_parts"} & set(n.split("."))}
         assert not bad, f"{path.relative_to(PKG)} imports {bad}: only backend/ compiles code"
+
+
+def test_only_distributed_imports_mpi4py():
+    for path in PKG.rglob("*.py"):
+        if path.parent.name == "distributed":
+            continue
+        bad = {n for n in imports(path) if n.split(".")[0] == "mpi4py"}
+        assert not bad, f"{path.relative_to(PKG)} imports {bad}: only distributed/ uses MPI"
 
 
 def test_the_backend_reaches_no_layer_above_it():

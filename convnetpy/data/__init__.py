@@ -18,6 +18,7 @@ from .dataset import ArrayDataset, validate_labels
 from .folder import decode_image, load_folder
 from .loader import DataLoader
 from .mnist import load_mnist
+from .sampler import DistributedSampler
 from .transforms import Compose, Cutout, Normalize, RandomCrop, RandomHorizontalFlip
 
 BUNDLED = Path(__file__).with_name("digits.npz")
@@ -74,6 +75,6 @@ def get_dataset(spec: str, image_size: int = 32) -> ArrayDataset:
                      "folder:PATH or synthetic[:N]")
 
 
-__all__ = ["ArrayDataset", "DataLoader", "validate_labels", "load_cifar10", "load_mnist",
-           "load_folder", "decode_image", "load_digits", "synthetic", "get_dataset", "Compose",
+__all__ = ["ArrayDataset", "DataLoader", "DistributedSampler", "validate_labels",
+           "load_cifar10", "load_mnist", "load_folder", "decode_image", "load_digits", "synthetic", "get_dataset", "Compose",
            "Normalize", "RandomCrop", "RandomHorizontalFlip", "Cutout"]

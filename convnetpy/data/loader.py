@@ -2,7 +2,9 @@
 
 Everything random is derived from (seed, epoch, batch index): the order of epoch e is
 ``default_rng([seed, e])``'s permutation and batch b's augmentation uses
-``default_rng([seed, e, b])``. A run therefore resumes exactly at any batch with no state
+``default_rng([seed, e, b])``. With a ``sampler`` (a DistributedSampler) the order of epoch
+e is the sampler's share of it, and the augmentation of process r of several uses
+``default_rng([seed, e, b, r])``. A run therefore resumes exactly at any batch with no state
 to save but the epoch and batch index. A background thread prepares the next batches while
 the engine computes (NumPy releases the GIL in its copies and arithmetic).
 """
@@ -16,12 +18,14 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .dataset import ArrayDataset
+from .sampler import DistributedSampler
 
 
 class DataLoader:
     def __init__(self, dataset: ArrayDataset, batch_size: int = 64, shuffle: bool = False,
                  seed: int = 0, drop_last: bool = False,
-                 transform: Callable | None = None, prefetch: int = 2) -> None:
+                 transform: Callable | None = None, prefetch: int = 2,
+                 sampler: DistributedSampler | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if len(dataset) == 0:
@@ -29,13 +33,19 @@ class DataLoader:
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.seed, self.drop_last, self.transform = seed, drop_last, transform
         self.prefetch = prefetch
+        self.sampler = sampler
+        if sampler is not None and sampler.n != len(dataset):
+            raise ValueError(f"the sampler shares {sampler.n} images, the dataset has "
+                             f"{len(dataset)}")
         self.epoch = 0
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def order(self, epoch: int) -> np.ndarray:
+        if self.sampler is not None:
+            return self.sampler.indices(epoch)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
@@ -45,7 +55,10 @@ class DataLoader:
         x = self.dataset.images[index]
         x = x.astype(np.float32) * np.float32(1 / 255)
         if self.transform is not None:
-            x = self.transform(x, np.random.default_rng([self.seed, epoch, b]))
+            key = [self.seed, epoch, b]
+            if self.sampler is not None and self.sampler.num_replicas > 1:
+                key.append(self.sampler.rank)  # each process its own augmentation
+            x = self.transform(x, np.random.default_rng(key))
         y = self.dataset.labels[index]
         return np.ascontiguousarray(x, dtype=np.float32), y
 

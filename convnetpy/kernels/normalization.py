@@ -120,3 +120,60 @@ def batch_norm_memory(x, gamma, beta, running_mean, running_var, training, momen
     kept; backward makes one temporary of its size for the training-mode correction."""
     nbytes = int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
     return nbytes, 0, nbytes if needs[0] and training else 0
+
+
+def sync_batch_norm_forward(x, gamma, beta, running_mean, running_var, momentum, eps,
+                            reduce) -> tuple[np.ndarray, tuple]:
+    """Training-mode batch norm whose statistics cover the batches of every process:
+    ``reduce(array)`` returns ``array`` summed over them (the identity for one process).
+    One float64 reduction carries the per-channel sums, sums of squares and the count.
+
+    >>> x = np.array([[1.0], [3.0]])
+    >>> out, _ = sync_batch_norm_forward(x, None, None, None, None, 0.1, 0.0, lambda a: a)
+    >>> out.ravel().tolist()
+    [-1.0, 1.0]
+    """
+    check_batch_norm(x, gamma, beta, running_mean, running_var, True)
+    c = x.shape[1]
+    x = np.ascontiguousarray(x)
+    x3 = x.reshape(x.shape[0], c, -1)
+    local = np.concatenate([x3.sum(axis=(0, 2), dtype=np.float64),
+                            np.einsum("ncl,ncl->c", x3, x3, dtype=np.float64),
+                            [x3.shape[0] * x3.shape[2]]])
+    total = reduce(local)
+    count = float(total[-1])
+    mean = total[:c] / count
+    var = np.maximum(total[c:2 * c] / count - mean * mean, 0.0)  # biased, to normalise
+    update_running_stats(running_mean, running_var, mean, var, count, momentum)
+    xc3 = x3 - mean.astype(x.dtype).reshape(1, c, 1)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    scale = inv_std if gamma is None else gamma * inv_std
+    out3 = xc3 * scale.reshape(1, c, 1)
+    if beta is not None:
+        out3 += beta.reshape(1, c, 1)
+    return out3.reshape(x.shape), (xc3, inv_std, gamma, beta is not None, count, reduce)
+
+
+def sync_batch_norm_backward(dout, cache, need=(True, True, True)):
+    """Gradients (dx, dgamma, dbeta) of ``sync_batch_norm_forward``: the two per-channel
+    sums that dx needs are summed over every process; dgamma and dbeta stay this
+    process's own (data-parallel training averages them with the other gradients)."""
+    xc3, inv_std, gamma, has_beta, count, reduce = cache
+    n, c = dout.shape[:2]
+    d3 = np.ascontiguousarray(dout).reshape(n, c, -1)
+    local = np.concatenate([d3.sum(axis=(0, 2), dtype=np.float64),
+                            np.einsum("ncl,ncl->c", d3, xc3, dtype=np.float64)])
+    sum_dy_local, sum_dyxc_local = local[:c], local[c:]
+    dgamma = (sum_dyxc_local * inv_std).astype(dout.dtype) if need[1] and gamma is not None \
+        else None
+    dbeta = sum_dy_local.astype(dout.dtype) if need[2] and has_beta else None
+    dx = None
+    if need[0]:
+        total = reduce(local)
+        sum_dy, sum_dyxc = total[:c], total[c:]
+        k = inv_std if gamma is None else gamma * inv_std
+        a = (-k * inv_std * inv_std * sum_dyxc / count).astype(dout.dtype)
+        b = (-k * sum_dy / count).astype(dout.dtype)
+        dx3 = d3 * k.reshape(1, c, 1) + xc3 * a.reshape(1, c, 1) + b.reshape(1, c, 1)
+        dx = dx3.reshape(dout.shape)
+    return dx, dgamma, dbeta

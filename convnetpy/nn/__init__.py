@@ -9,7 +9,7 @@ from .flatten import Flatten
 from .linear import Identity, Linear
 from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, Parameter, StateDictError
-from .normalization import BatchNorm1d, BatchNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, SyncBatchNorm
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "ModuleDict",
     "Identity", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
-    "BatchNorm1d", "BatchNorm2d", "Dropout", "CrossEntropyLoss", "NLLLoss", "MSELoss",
+    "BatchNorm1d", "BatchNorm2d", "SyncBatchNorm", "Dropout", "CrossEntropyLoss", "NLLLoss",
+    "MSELoss",
 ]

@@ -125,3 +125,65 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _dims = (4,)
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalisation whose training statistics cover the batches of every process of
+    a data-parallel run (as PyTorch's): the per-channel sums go through
+    ``process_group.all_reduce`` (default: ``SyncBatchNorm.default_group``, which
+    ``convnetpy.distributed.init`` sets to the MPI job; none: this process alone, plain
+    batch norm). Evaluation uses the running statistics, as BatchNorm does. Any input
+    (N, C, ...) with N*... > 1 per process.
+
+    ``SyncBatchNorm.convert_sync_batchnorm(model)`` replaces every BatchNorm1d/2d of a
+    model by one, keeping its weights and statistics.
+
+    >>> from convnetpy import nn
+    >>> net = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(nn.BatchNorm2d(4)))
+    >>> type(net[0]).__name__, list(net.state_dict())[:2]
+    ('SyncBatchNorm', ['0.weight', '0.bias'])
+    """
+    _dims = (2, 3, 4, 5)
+    default_group: Any = None  # an object with all_reduce(array) -> summed array
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 process_group: Any = None, device: Any = None, dtype: Any = None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
+                         dtype)
+        self.process_group = process_group
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(x)
+        if x.ndim not in self._dims or x.shape[1] != self.num_features:
+            return super().forward(x)  # its shape error
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked.data)
+        group = self.process_group or SyncBatchNorm.default_group
+        reduce = None if group is None else (lambda a: group.all_reduce(a))
+        return F.sync_batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                 self.bias, factor, self.eps, reduce)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Module, process_group: Any = None) -> Module:
+        """``module`` with every BatchNorm1d/2d (the module itself, or any child) replaced
+        by a SyncBatchNorm holding the same parameters and buffers."""
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            sync = cls(module.num_features, module.eps, module.momentum, module.affine,
+                       module.track_running_stats, process_group)
+            for name in ("weight", "bias"):
+                sync._parameters[name] = module._parameters.get(name)
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                sync._buffers[name] = module._buffers.get(name)
+            sync.training = module.training
+            return sync
+        for name, child in list(module._modules.items()):
+            if child is not None:
+                new = cls.convert_sync_batchnorm(child, process_group)
+                if new is not child:
+                    module._modules[name] = new
+        return module
