@@ -77,4 +77,5 @@ def get_dataset(spec: str, image_size: int = 32) -> ArrayDataset:
 
 __all__ = ["ArrayDataset", "DataLoader", "DistributedSampler", "validate_labels",
            "load_cifar10", "load_mnist", "load_folder", "decode_image", "load_digits",
-           "synthetic", "get_dataset", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "Cutout"]
+           "synthetic", "get_dataset", "Compose", "Normalize", "RandomCrop",
+           "RandomHorizontalFlip", "Cutout"]
