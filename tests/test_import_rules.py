@@ -1,7 +1,8 @@
 """The dependency rules of DESIGN.md, read from the source: the layers point one way and no
 module imports itself back through others (deferred imports count); kernels import only
 numpy and shape: no threads, workspaces, numba or anything above them; only backend imports
-numba and llvmlite, only distributed mpi4py; nothing in convnetpy imports torch except an explicit interop module."""
+numba and llvmlite, only distributed mpi4py; nothing in convnetpy imports torch except an
+explicit interop module."""
 
 import ast
 from pathlib import Path

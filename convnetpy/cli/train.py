@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any TrainConfig field, e.g. --set augment='[\"crop\",\"flip\"]'")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--distributed", choices=("auto", "none", "mpi"),
+                   help="several processes: auto (default; data-parallel over MPI when "
+                        "started by mpiexec -n N), none (this process alone), mpi")
     p.add_argument("--dashboard", action="store_true",
                    help="serve a live view of the run in the browser (prints the URL)")
     p.add_argument("--port", type=int, default=8765, help="dashboard port (default 8765)")
@@ -49,6 +52,8 @@ def run(args) -> int:
         sets[key.strip().replace("-", "_")] = _parse_value(val)
     if args.quiet:
         sets["progress"] = False
+    if args.distributed:
+        sets["distributed"] = args.distributed
     watch = None
     if args.dashboard:
         from ..dashboard import watcher
@@ -67,6 +72,8 @@ def run(args) -> int:
             if getattr(args, key) is not None:
                 values[key] = getattr(args, key)
         result = fit(config=TrainConfig.from_dict({**values, **sets}), watch=watch)
+    if result["rank"] != 0:
+        return 0  # rank 0 reports for the run
     acc = result["val_acc"]
     shown = "n/a (no epoch finished)" if acc is None else f"{acc:.2%}"
     print(f"validation accuracy: {shown} (best {max(result['best_val_acc'], 0):.2%}); "

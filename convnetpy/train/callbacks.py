@@ -232,11 +232,16 @@ class EarlyStopping(Callback):
             state.request_stop("early_stopped")
 
 
-def default_callbacks(cfg, watch: Callable | None = None) -> list[Callback]:
+def default_callbacks(cfg, watch: Callable | None = None,
+                      writer: bool = True) -> list[Callback]:
     """The callbacks a TrainConfig asks for, in the order they run: the schedule first (a
     step's rate), then the dashboard (which may pause or set the rate), the progress bar
     and step log, what may stop the run (Ctrl-C before the limits: its status wins), the
-    checkpoints, the epoch log and early stopping."""
+    checkpoints, the epoch log and early stopping. Without ``writer`` (the ranks but 0 of
+    a data-parallel run) only those that steer the run: no output, no files."""
+    if not writer:
+        cbs = [LRSchedule(), Interrupt(), RunLimits(cfg.max_steps, cfg.time_limit)]
+        return cbs + ([EarlyStopping(cfg.early_stopping)] if cfg.early_stopping else [])
     cbs: list[Callback] = [LRSchedule()]
     if watch is not None:
         cbs.append(DashboardMonitor(watch))

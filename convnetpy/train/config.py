@@ -9,6 +9,7 @@ from typing import Any
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "onecycle", "cosine", "multistep", "step")
 AUGMENTS = ("crop", "flip", "cutout")
+DISTRIBUTED = ("auto", "none", "mpi")
 
 
 @dataclass
@@ -44,6 +45,9 @@ class TrainConfig:
     run_id: str = ""               # the run folder's name (default: time stamp + model)
     progress: bool = True          # a progress bar on a terminal
     log_steps: bool = False        # print one line per step (machine-readable, for tests)
+    # several processes: auto (MPI when mpiexec started more than one) | none | mpi
+    distributed: str = "auto"
+    sync_batchnorm: bool = False   # several processes: batch norm statistics over all of them
 
     def __post_init__(self) -> None:
         self.validate()
@@ -90,6 +94,8 @@ class TrainConfig:
             need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         need(self.time_limit >= 0, f"time_limit must be >= 0, got {self.time_limit}")
         need(isinstance(self.model_kwargs, dict), "model_kwargs must be a mapping")
+        need(self.distributed in DISTRIBUTED, f"distributed must be one of {DISTRIBUTED}, "
+             f"got {self.distributed!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -4,7 +4,9 @@ from its config (or resumes one exactly from a checkpoint) and composes the call
 
 What each step does is fixed here: reseed from (seed, epoch, batch), forward, a finite
 loss, backward, finite gradients, optional clipping, the optimizer step, finite weights.
-Everything else is a callback, and a user's own plugs in the same way:
+Launched as several processes (``mpiexec -n N``), each trains on its share of the data
+and what is shown is summed over all of them (parallel.py). Everything else is a
+callback, and a user's own plugs in the same way:
 
 >>> from convnetpy.train import Callback, TrainConfig, fit
 >>> class Losses(Callback):
@@ -34,7 +36,7 @@ import numpy as np
 from .. import functional as F
 from ..analysis import check, summary
 from ..autograd import no_grad
-from ..data import DataLoader, get_dataset
+from ..data import DataLoader, DistributedSampler, get_dataset
 from ..data.dataset import ArrayDataset
 from ..io import checkpoint as ckpt_mod
 from ..nn.utils import clip_grad_norm_
@@ -43,6 +45,7 @@ from ..runtime import compiled_loops
 from ..tensor import Tensor
 from .callbacks import Callback, default_callbacks
 from .config import TrainConfig
+from .parallel import RankSync, fail_everywhere, reduce_sums, shard, world_for, wrap
 from .recipe import (
     build_model,
     channel_stats,
@@ -58,9 +61,10 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, gradient or weight)."""
 
 
-def evaluate(model, loader: DataLoader, num_classes: int) -> dict[str, Any]:
+def evaluate(model, loader: DataLoader, num_classes: int, world=None) -> dict[str, Any]:
     """Mean cross-entropy, accuracy, per-class accuracy and the confusion matrix
-    (rows: true class, columns: predicted)."""
+    (rows: true class, columns: predicted); with a ``world`` of several ranks, each
+    evaluates its loader and the sums are added over all of them."""
     model.eval()
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     loss_sum, n = 0.0, 0
@@ -71,13 +75,18 @@ def evaluate(model, loader: DataLoader, num_classes: int) -> dict[str, Any]:
             pred = out.numpy().argmax(axis=1)
             np.add.at(conf, (y, pred), 1)
             n += len(y)
+    if world is not None and world.size > 1:
+        conf = world.all_reduce(conf)
+        loss_sum, n = reduce_sums(world, loss_sum, n)
+        n = int(n)
     per_class = np.diag(conf) / np.maximum(conf.sum(axis=1), 1)
     return {"loss": loss_sum / max(n, 1), "acc": float(np.trace(conf)) / max(n, 1),
             "per_class": per_class.tolist(), "confusion": conf.tolist(), "n": n}
 
 
-def _step_seed(seed: int, epoch: int, batch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, batch]).generate_state(1)[0])
+def _step_seed(seed: int, epoch: int, batch: int, rank: int | None = None) -> int:
+    key = [seed, epoch, batch] + ([] if rank is None else [rank])
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 def _check_finite(model, step: int, what: str) -> None:
@@ -98,13 +107,14 @@ def _each(callbacks: Sequence[Callback], hook: str, state: RunState) -> None:
 def train_one_epoch(state: RunState, callbacks: Sequence[Callback] = ()) -> None:
     """Train from ``state.batch`` to the end of epoch ``state.epoch``, or until a callback
     requests a stop; ``on_step_end`` runs after every step."""
-    cfg, model, opt = state.config, state.model, state.optimizer
+    cfg, model, opt, world = state.config, state.model, state.optimizer, state.world
     model.train()
+    rank = world.rank if world.size > 1 else None  # each rank its own dropout
     for b, (x, y) in enumerate(state.train_loader.batches(state.epoch, state.batch),
                                start=state.batch):
         t_step = time.perf_counter()
-        manual_seed(_step_seed(cfg.seed, state.epoch, b))
-        out = model(Tensor(x))
+        manual_seed(_step_seed(cfg.seed, state.epoch, b, rank))
+        out = (state.train_model or model)(Tensor(x))
         loss = F.cross_entropy(out, Tensor(y), label_smoothing=cfg.label_smoothing)
         lv = loss.item()
         if not np.isfinite(lv):
@@ -119,12 +129,16 @@ def train_one_epoch(state: RunState, callbacks: Sequence[Callback] = ()) -> None
         opt.step()
         _check_finite(model, state.step, "weight")
         state.step, state.batch = state.step + 1, b + 1
-        state.loss, state.batch_size = lv, len(y)
-        state.correct = int((out.numpy().argmax(axis=1) == y).sum())
+        correct = int((out.numpy().argmax(axis=1) == y).sum())
+        loss_sum, seen = lv * len(y), len(y)
+        if world.size > 1:  # the step as one run: summed over the ranks
+            loss_sum, correct, seen = reduce_sums(world, loss_sum, correct, seen)
+            lv = loss_sum / seen
+        state.loss, state.batch_size, state.correct = lv, int(seen), int(correct)
         state.step_seconds = time.perf_counter() - t_step
-        state.sums["loss"] += lv * len(y)
+        state.sums["loss"] += loss_sum
         state.sums["correct"] += state.correct
-        state.sums["seen"] += len(y)
+        state.sums["seen"] += state.batch_size
         _each(callbacks, "on_step_end", state)
         if state.stop_reason is not None:
             break
@@ -132,7 +146,7 @@ def train_one_epoch(state: RunState, callbacks: Sequence[Callback] = ()) -> None
 
 def _finish_epoch(state: RunState) -> None:
     """Evaluate, record the epoch in ``history`` and move the counters to the next."""
-    val = evaluate(state.model, state.val_loader, state.dataset.num_classes)
+    val = evaluate(state.model, state.val_loader, state.dataset.num_classes, state.world)
     sums = state.sums
     rec = {"epoch": state.epoch + 1, "step": state.step,
            "loss": sums["loss"] / max(sums["seen"], 1),
@@ -155,7 +169,8 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 # settings that steer a run without changing its result; a resumed run may change them
-RUN_CONTROL = {"max_steps", "time_limit", "checkpoint_every", "progress", "log_steps"}
+RUN_CONTROL = {"max_steps", "time_limit", "checkpoint_every", "progress", "log_steps",
+               "distributed"}
 
 
 def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig | None = None,
@@ -169,7 +184,7 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
 
     ``resume`` (a run folder or checkpoint) continues a run exactly with its own recipe;
     ``overrides`` may change only the run-control settings (max_steps, time_limit,
-    checkpoint_every, progress, log_steps). ``watch`` shows the run live (see
+    checkpoint_every, progress, log_steps, distributed). ``watch`` shows the run live (see
     ``callbacks.DashboardMonitor``). ``fit(cfg)`` (a TrainConfig first) and ``dataset=``
     still work as before.
     """
@@ -185,6 +200,20 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
                              f"change, not {', '.join(bad)}")
         config = TrainConfig.from_dict({**ck.meta["config"], **(overrides or {})})
     cfg = config or TrainConfig()
+    world = world_for(cfg)
+    try:
+        return _train(model, data, cfg, ck, callbacks, log, watch, world)
+    except BaseException as e:
+        if world.size > 1:  # the other ranks would wait for this one forever
+            fail_everywhere(world, e)
+        raise
+
+
+def _train(model, data, cfg: TrainConfig, ck, callbacks: Sequence[Callback],
+           log: Callable[[str], None], watch: Callable | None, world) -> dict[str, Any]:
+    writer = world.rank == 0  # only rank 0 writes files, logs and serves the dashboard
+    if not writer:
+        log, watch = (lambda line: None), None
     ds = data if isinstance(data, ArrayDataset) else get_dataset(data or cfg.data,
                                                                  cfg.image_size)
     train_ds, val_ds = ds.split(cfg.val_fraction, cfg.seed)
@@ -205,11 +234,17 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
     if model is None:
         model = build_model(cfg, ds.num_classes, ds.image_shape[0])
     check(model, (1,) + ds.image_shape)  # a shape mistake is reported before the first step
+    sampler = None
+    if world.size > 1:  # this rank's share of every epoch (the batch size is per rank)
+        sampler = DistributedSampler(train_ds, world.size, world.rank, seed=cfg.seed)
+    shard_size = len(sampler) if sampler is not None else len(train_ds)
     train_loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                              drop_last=len(train_ds) > cfg.batch_size,
-                              transform=transforms_for(cfg, ds.image_shape, mean, std, True))
-    val_loader = DataLoader(val_ds, max(cfg.batch_size, 256), shuffle=False,
+                              drop_last=shard_size > cfg.batch_size,
+                              transform=transforms_for(cfg, ds.image_shape, mean, std, True),
+                              sampler=sampler)
+    val_loader = DataLoader(shard(val_ds, world), max(cfg.batch_size, 256), shuffle=False,
                             transform=transforms_for(cfg, ds.image_shape, mean, std, False))
+    train_model = wrap(model, cfg, world)
     opt = make_optimizer(cfg, model.parameters())
     sched = make_scheduler(cfg, opt, cfg.epochs * len(train_loader))
     meta = {"classes": ds.classes, "mean": mean, "std": std,
@@ -218,27 +253,45 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
                                                        "OPENBLAS_NUM_THREADS")}
             | {"cpu_count": os.cpu_count()},
             # numba loops or NumPy: the last bits of a resumed run depend on it
-            "loops": compiled_loops(), "given": given}
+            "loops": compiled_loops(), "given": given, "world_size": world.size}
     if ck is not None:
         ckpt_mod.restore(ck, model, opt, sched)
         run_dir = ck.path.parent.parent
     else:
-        run_dir = new_run_dir(cfg)
-        _write_json(run_dir / "config.json", cfg.to_dict())
-        (run_dir / "summary.txt").write_text(
-            summary(model, (cfg.batch_size,) + ds.image_shape, optimizer="momentum").to_text()
-            + "\n")
+        run_dir = None
+        if writer:
+            run_dir = new_run_dir(cfg)
+            _write_json(run_dir / "config.json", cfg.to_dict())
+            (run_dir / "summary.txt").write_text(
+                summary(model, (cfg.batch_size,) + ds.image_shape,
+                        optimizer="momentum").to_text() + "\n")
+        run_dir = Path(world.broadcast_object(str(run_dir)))
     # the checkpoint keeps the recipe; run-control settings of this process are not saved
     recipe = dict(ck.meta["config"]) if ck is not None else cfg.to_dict()
     state = RunState(cfg, model, opt, sched, ds, val_ds, train_loader, val_loader, run_dir,
-                     meta, recipe, log)
+                     meta, recipe, log, world=world, train_model=train_model)
     if ck is not None:
         m = ck.meta
         state.epoch, state.batch, state.step = m["epoch"], m["batch"], m["step"]
         state.history, state.best_val_acc, state.sums = m["history"], m["best_val_acc"], m["sums"]
+        was = m.get("world_size", 1)
+        if was != world.size:  # the same images seen: batch b of W ranks is b*W/W' of W'
+            state.batch = state.batch * was // world.size
+            # the schedule, planned in steps of the old size, is planned again and brought
+            # to the same point of the run
+            state.scheduler = make_scheduler(cfg, opt, cfg.epochs * len(train_loader))
+            for _ in range(state.epoch * len(train_loader) + state.batch):
+                state.scheduler.step()
+            log(f"the run trained on {was} process(es), now {world.size}: the epoch goes on "
+                f"from batch {state.batch} (not bit-identical to a run that kept its size)")
         log(f"resumed {ck.path} at step {state.step} (epoch {state.epoch + 1}, batch "
             f"{state.batch})")
-    cbs = default_callbacks(cfg, watch) + list(callbacks)
+    if world.size > 1:
+        log(f"data-parallel on {world.size} processes: batch {cfg.batch_size} per process, "
+            f"{cfg.batch_size * world.size} in all")
+    cbs = default_callbacks(cfg, watch, writer) + list(callbacks)
+    if world.size > 1:
+        cbs.append(RankSync(world))  # last: sees every stop request of this step
     try:
         _each(cbs, "on_train_begin", state)
         state.started = time.perf_counter()
@@ -261,4 +314,4 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
     return {"run_dir": str(run_dir), "status": state.status, "step": state.step,
             "epoch": state.epoch, "history": history, "best_val_acc": state.best_val_acc,
             "val_acc": history[-1]["val_acc"] if history else None,
-            "model": model, "config": cfg}
+            "model": model, "config": cfg, "world_size": world.size, "rank": world.rank}

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from ..data import DataLoader
 from ..data.dataset import ArrayDataset
+from ..distributed import World
 from .config import TrainConfig
 
 
@@ -39,6 +40,8 @@ class RunState:
     meta: dict[str, Any]  # what every checkpoint records besides the recipe and counters
     recipe: dict[str, Any]  # the config as the checkpoints keep it (run control left out)
     log: Callable[[str], None] = print
+    world: Any = field(default_factory=World)  # the processes of the run (parallel.py)
+    train_model: Any = None  # what the step calls: the model, or its data-parallel wrapper
     epoch: int = 0
     batch: int = 0
     step: int = 0
