@@ -8,6 +8,9 @@ try:
 except Exception:  # pragma: no cover - depends on the environment
     HAVE_TORCH = False
 
+# scripts that the data-parallel tests launch under mpiexec, not test modules
+collect_ignore = ["mpi"]
+
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed "
                                  "(pip install torch==2.13.0 for the live parity tests)")
 

@@ -109,6 +109,16 @@ def test_world_of_one_and_ddp_in_one_process_change_nothing():
     assert list(ddp.state_dict()) == ["module.weight", "module.bias"]
 
 
+def test_buckets_follow_backward_order_with_a_small_first_one():
+    net = nn.Sequential(nn.Linear(600, 600), nn.Linear(600, 600), nn.Linear(600, 10))
+    ddp = dist.DistributedDataParallel(net, bucket_cap_mb=2.0, world_=dist.World())
+    names = {id(p): n for n, p in net.named_parameters()}
+    got = [[names[id(p)] for p in b.params] for b in ddp.buckets]
+    # reversed registration order; the first bucket at most 1 MiB, then up to 2 MB each
+    assert got == [["2.bias", "2.weight", "1.bias"], ["1.weight", "0.bias"], ["0.weight"]]
+    assert sum(p.data.nbytes for p in ddp.buckets[0].params) <= 1 << 20
+
+
 def test_sync_batchnorm_alone_is_batchnorm():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 3, 5, 5))

@@ -27,3 +27,4 @@ def test_readme_python_blocks_run():
     assert "55 34944 (2, 2)\n" in text  # convnetpy.shape
     assert "loss below threshold True\n" in text  # a user's callback stopped fit
     assert "\nTrue\n" in text  # the custom Function passed gradcheck
+    assert "1 4 (64, 3, 32, 32)\n[1. 1.]\n" in text  # data-parallel API, one process

@@ -30,6 +30,8 @@ from ..nn.module import Module
 from ..tensor import Tensor
 from .comm import World, world
 
+FIRST_BUCKET_BYTES = 1 << 20
+
 
 class _Bucket:
     def __init__(self, params: list) -> None:
@@ -62,7 +64,10 @@ class DistributedDataParallel(Module):
         cap = max(1, int(bucket_cap_mb * 1e6))
         buckets, current, size = [], [], 0
         for p in reversed(params):
-            if current and (size + p.data.nbytes > cap or p.data.dtype != current[0].dtype):
+            # the first bucket (the last layers' gradients, ready first) small, as PyTorch:
+            # its exchange starts early in backward
+            limit = min(cap, FIRST_BUCKET_BYTES) if not buckets else cap
+            if current and (size + p.data.nbytes > limit or p.data.dtype != current[0].dtype):
                 buckets.append(current)
                 current, size = [], 0
             current.append(p)
@@ -81,9 +86,21 @@ class DistributedDataParallel(Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.world.size > 1 and self.broadcast_buffers and self.training:
-            for b in self.module.buffers():
-                self.world.broadcast(b.data)
+            self._broadcast_buffers()
         return self.module(*args, **kwargs)
+
+    def _broadcast_buffers(self) -> None:
+        """Rank 0's buffers to every rank: one broadcast per dtype, not one per buffer."""
+        by_dtype: dict = {}
+        for b in self.module.buffers():
+            by_dtype.setdefault(b.data.dtype, []).append(b.data)
+        for dtype, arrays in by_dtype.items():
+            flat = np.concatenate([a.reshape(-1) for a in arrays]).astype(dtype, copy=False)
+            self.world.broadcast(flat)
+            off = 0
+            for a in arrays:
+                a[...] = flat[off:off + a.size].reshape(a.shape)
+                off += a.size
 
     @contextlib.contextmanager
     def no_sync(self):

@@ -132,11 +132,12 @@ class SyncBatchNorm(_BatchNorm):
     a data-parallel run (as PyTorch's): the per-channel sums go through
     ``process_group.all_reduce`` (default: ``SyncBatchNorm.default_group``, which
     ``convnetpy.distributed.init`` sets to the MPI job; none: this process alone, plain
-    batch norm). Evaluation uses the running statistics, as BatchNorm does. Any input
-    (N, C, ...) with N*... > 1 per process.
-
+    batch norm). Evaluation uses the running statistics, as BatchNorm does.
     ``SyncBatchNorm.convert_sync_batchnorm(model)`` replaces every BatchNorm1d/2d of a
     model by one, keeping its weights and statistics.
+
+    Shape:
+        (N, C, ...) -> the same shape (more than one value per channel over all processes)
 
     >>> from convnetpy import nn
     >>> net = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(nn.BatchNorm2d(4)))
@@ -148,9 +149,10 @@ class SyncBatchNorm(_BatchNorm):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
-                 process_group: Any = None, device: Any = None, dtype: Any = None) -> None:
+                 process_group: Any = None, device: Any = None, dtype: Any = None, *,
+                 bias: bool = True) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
-                         dtype)
+                         dtype, bias=bias)
         self.process_group = process_group
 
     def forward(self, x: Tensor) -> Tensor:
