@@ -19,6 +19,7 @@ optimizers update it in place. ``Tensor(ndarray)`` shares the array (like
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -388,7 +389,7 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 
 class HookHandle:
     """Removes the hook it was returned for."""
-    _ids = iter(range(1 << 62))
+    _ids = itertools.count()
 
     def __init__(self, hooks: dict) -> None:
         self.hooks, self.id = hooks, next(HookHandle._ids)

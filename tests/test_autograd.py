@@ -196,3 +196,25 @@ def test_leaf_gradients_never_share_memory():
     c = cp.tensor([1.0, 2.0], requires_grad=True)
     (c * 1.0).sum().backward()  # a broadcast (read-only) view is copied
     assert c.grad.numpy().flags.writeable
+
+
+def test_post_accumulate_grad_hooks_and_backward_callbacks():
+    from convnetpy.autograd import queue_callback
+
+    x = cp.tensor(np.ones(3), requires_grad=True)
+    seen = []
+
+    def hook(t):
+        seen.append(("hook", t.grad.numpy().tolist()))
+        queue_callback(lambda: seen.append("end"))
+
+    handle = x.register_post_accumulate_grad_hook(hook)
+    (x * 2 + x * 3).sum().backward()  # x used twice: its gradient is summed first, one call
+    assert seen == [("hook", [5.0, 5.0, 5.0]), "end"]
+    handle.remove()
+    (x * 2).sum().backward()
+    assert len(seen) == 2
+    with pytest.raises(RuntimeError, match="during a backward pass"):
+        queue_callback(lambda: None)
+    with pytest.raises(RuntimeError, match="leaf tensors"):
+        (x * 2).register_post_accumulate_grad_hook(hook)

@@ -10,7 +10,8 @@ backward has produced all of its gradients, while backward goes on with earlier 
 buckets always start in the same order on every rank (a ready bucket waits for the ones
 before it), as MPI requires of collectives. When backward completes (an engine callback),
 the remaining buckets are sent, every exchange is waited for, and each gradient becomes
-the mean over the ranks. A parameter that got no gradient on a rank counts as zero there.
+the mean over the ranks. A parameter that got no gradient on a rank counts as zero there
+(and keeps no gradient if no rank gave it one).
 
 At construction the parameters and buffers are broadcast from rank 0; with
 ``broadcast_buffers`` (the default, as PyTorch) the buffers (batch norm's running
@@ -159,8 +160,9 @@ class DistributedDataParallel(Module):
             for p, n in zip(b.params, b.sizes):
                 mean = b.flat[off:off + n].reshape(p.data.shape) * np.asarray(
                     scale, b.flat.dtype)
-                if p.grad is None:
-                    p.grad = Tensor(mean)
+                if p.grad is None:  # none here; left None if no rank had one
+                    if np.any(mean):
+                        p.grad = Tensor(mean)
                 else:
                     p.grad.data[...] = mean
                 off += n
