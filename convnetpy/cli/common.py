@@ -63,3 +63,34 @@ def image_input(path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     mean = np.asarray(meta["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(meta["std"], dtype=np.float32).reshape(1, -1, 1, 1)
     return arr, (arr[None].astype(np.float32) / 255 - mean) / std
+
+
+SPLITS = ("test", "train", "val")
+
+
+def run_split(spec: str | None, split: str | None, cfg, meta: dict):
+    """The images of a trained run to look at: ``split`` of ``spec`` (default: the run's
+    data). "val" is exactly the run's validation carve-out (its seed and fraction), "train"
+    the whole training split, "test" the official test files; the default is "test" when
+    ``spec`` is given, else "val". Returns (dataset, a description naming the split)."""
+    from ..data import get_dataset
+
+    given = meta.get("given", {}).get("data")
+    if given and not spec:
+        raise ValueError(f"this run trained on a dataset object passed to fit ({given}), "
+                         f"which its recipe cannot load again; name the data with --data")
+    split = split or ("test" if spec else "val")
+    if split not in SPLITS:
+        raise usage_error(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    source = spec or cfg.data
+    ds = get_dataset(source, cfg.image_size, "test" if split == "test" else "train")
+    if tuple(ds.image_shape) != tuple(meta["input_shape"]):
+        raise ValueError(f"the data's images are {ds.image_shape}, the model was trained on "
+                         f"{tuple(meta['input_shape'])}")
+    if split == "val":
+        ds = ds.split(cfg.val_fraction, cfg.seed)[1]
+        what = (f"the validation split of {source} (val_fraction {cfg.val_fraction}, seed "
+                f"{cfg.seed}, as the run carved it)")
+    else:
+        what = f"the {split} split of {source}"
+    return ds, what

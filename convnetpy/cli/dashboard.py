@@ -12,6 +12,10 @@ def add_arguments(p) -> None:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--allow-remote", action="store_true")
+    p.add_argument("--data", help="show images of this data (default: the run's)")
+    p.add_argument("--split", choices=("test", "train", "val"),
+                   help="which split to show (default: test with --data, else the run's "
+                        "validation carve-out)")
     p.add_argument("--no-data", action="store_true",
                    help="do not load the run's data for the predictions grid")
 
@@ -20,17 +24,20 @@ def run(args) -> int:
     """Serve the run's curves, its model on an example and its validation images; uploads
     work; training controls do nothing. Ctrl-C stops it."""
     from ..dashboard import Monitor, pick_examples, serve
-    from ..data import get_dataset
     from ..train import load_trained
+    from .common import run_split
 
     ck, cfg, model = load_trained(args.checkpoint)
     run_dir = ck.path.parent.parent
     examples = labels = None
     if not args.no_data:
         try:
-            ds = get_dataset(cfg.data, cfg.image_size)
-            examples, labels = pick_examples(ds.split(cfg.val_fraction, cfg.seed)[1])
+            ds, what = run_split(args.data, args.split, cfg, ck.meta)
+            examples, labels = pick_examples(ds)
+            print(f"showing images of {what}")
         except (OSError, ValueError) as e:
+            if args.data or args.split:
+                raise
             print(f"the run's data ({cfg.data}) is not available ({e}); upload images instead")
     summary_path = run_dir / "summary.txt"
     monitor = Monitor(model, ck.meta, examples, labels,

@@ -11,31 +11,26 @@ HELP = "accuracy, per-class accuracy and confusion matrix of a checkpoint"
 
 def add_arguments(p) -> None:
     p.add_argument("checkpoint", help="a run folder or checkpoint folder")
-    p.add_argument("--data", help="evaluate on this whole dataset (default: the run's "
-                                  "validation split)")
+    p.add_argument("--data", help="the data to evaluate on (default: the run's)")
+    p.add_argument("--split", choices=("test", "train", "val"),
+                   help="test (the official test files; the default with --data), val (the "
+                        "run's own validation carve-out; the default without --data) or "
+                        "train (the whole training split)")
     p.add_argument("--png", help="write the confusion matrix as a PNG here")
 
 
 def run(args) -> int:
-    from ..data import DataLoader, get_dataset
+    from ..data import DataLoader
     from ..train import evaluate, load_trained, transforms_for
+    from .common import run_split
 
     ck, cfg, model = load_trained(args.checkpoint)
     meta = ck.meta
-    given = meta.get("given", {}).get("data")
-    if given and not args.data:
-        raise ValueError(f"this run trained on a dataset object passed to fit ({given}), "
-                         f"which its recipe cannot load again; name the data with --data")
-    ds = get_dataset(args.data or cfg.data, cfg.image_size)
-    if tuple(ds.image_shape) != tuple(meta["input_shape"]):
-        raise ValueError(f"the data's images are {ds.image_shape}, the model was trained on "
-                         f"{tuple(meta['input_shape'])}")
-    if not args.data:
-        ds = ds.split(cfg.val_fraction, cfg.seed)[1]
+    ds, what = run_split(args.data, args.split, cfg, meta)
     tf = transforms_for(cfg, ds.image_shape, meta["mean"], meta["std"], False)
     res = evaluate(model, DataLoader(ds, 256, transform=tf), meta["num_classes"])
     classes = meta["classes"]
-    print(f"{ds.name}: {res['n']} images, accuracy {res['acc']:.2%}, loss {res['loss']:.4f}")
+    print(f"{what}: {res['n']} images, accuracy {res['acc']:.2%}, loss {res['loss']:.4f}")
     for c, a in zip(classes, res["per_class"]):
         print(f"  {c:>12s}  {a:7.2%}")
     conf = np.asarray(res["confusion"])

@@ -52,9 +52,34 @@ def _shared(*parts: str) -> Path | None:
     return None
 
 
-def get_dataset(spec: str, image_size: int = 32) -> ArrayDataset:
-    """Parse a ``--data`` value and load it."""
+# the official test files of the datasets that have them (``get_dataset(..., "test")``)
+TEST_FILES = {"mnist": "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]",
+              "cifar10": "test_batch (in cifar-10-batches-py/ or the .tar.gz archive)"}
+
+
+def get_dataset(spec: str, image_size: int = 32, split: str = "train") -> ArrayDataset:
+    """Parse a ``--data`` value and load its ``split``: "train" (what training reads) or
+    "test" (the official test files of mnist and cifar10; a clear error when they are
+    missing or the data has none)."""
     kind, _, path = spec.partition(":")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be train or test, got {split!r}")
+    if split == "test":
+        if kind not in TEST_FILES:
+            raise ValueError(f"{spec} has no test split (only mnist and cifar10 have "
+                             f"official test files); use --split val or train")
+        try:
+            if kind == "mnist":
+                root = path or _shared("mnist")
+                if root is None:
+                    raise FileNotFoundError("no folder given (mnist:PATH)")
+                return load_mnist(root, train=False)
+            return load_cifar10(path or None, train=False)
+        except (OSError, KeyError) as e:
+            raise FileNotFoundError(
+                f"the test split of {spec} needs {TEST_FILES[kind]}, which could not be "
+                f"read ({e}); add them, or choose --split val (the run's validation "
+                f"carve-out) or --split train") from e
     if kind == "digits" and not path:
         return load_digits()
     if kind == "synthetic":
@@ -77,5 +102,5 @@ def get_dataset(spec: str, image_size: int = 32) -> ArrayDataset:
 
 __all__ = ["ArrayDataset", "DataLoader", "DistributedSampler", "validate_labels",
            "load_cifar10", "load_mnist", "load_folder", "decode_image", "load_digits",
-           "synthetic", "get_dataset", "Compose", "Normalize", "RandomCrop",
+           "synthetic", "get_dataset", "TEST_FILES", "Compose", "Normalize", "RandomCrop",
            "RandomHorizontalFlip", "Cutout"]
