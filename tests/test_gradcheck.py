@@ -68,6 +68,8 @@ LAYERS = {
     "BatchNorm1d": lambda: (nn.BatchNorm1d(3), rand(4, 3, 2)),
     "BatchNorm2d": lambda: (nn.BatchNorm2d(3), rand(2, 3, 3, 2)),
     "SyncBatchNorm": lambda: (nn.SyncBatchNorm(3), rand(2, 3, 3, 2)),  # one process
+    "TTA": lambda: (nn.TTA(nn.Sequential(nn.Conv2d(2, 2, 3), nn.Flatten()), "flip-translate"),
+                    rand(2, 2, 5, 5)),
     "Dropout": lambda: (nn.Dropout(0.0), rand(3, 4)),
     "Sequential": lambda: (nn.Sequential(nn.Conv2d(2, 2, 3), nn.Tanh()), rand(1, 2, 4, 4)),
 }

@@ -231,3 +231,24 @@ def test_unbatched_input_is_accepted_like_torch():
     assert nn.MaxPool2d(2)(cp.zeros(3, 8, 8)).shape == (3, 4, 4)
     out, idx = F.max_pool2d(cp.zeros(3, 8, 8), 2, return_indices=True)
     assert idx.shape == (3, 4, 4)
+
+
+def test_tta_averages_the_views_it_names():
+    rng = np.random.default_rng(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+
+    def run(a):
+        return net(cp.tensor(np.ascontiguousarray(a))).numpy()
+
+    mirrored = lambda a: (run(a) + run(a[:, :, :, ::-1])) / 2  # noqa: E731
+    np.testing.assert_allclose(nn.TTA(net, "flip")(cp.tensor(x)).numpy(), mirrored(x),
+                               rtol=1e-5, atol=1e-6)
+    p = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+    want = mirrored(x) / 2 + (mirrored(p[:, :, :6, :6]) + mirrored(p[:, :, 2:, 2:])) / 4
+    np.testing.assert_allclose(nn.TTA(net, "flip-translate")(cp.tensor(x)).numpy(), want,
+                               rtol=1e-5, atol=1e-6)
+    assert nn.TTA(net, "flip-translate").passes == 6
+    np.testing.assert_array_equal(nn.TTA(net, "none")(cp.tensor(x)).numpy(), run(x))
+    with pytest.raises(ValueError, match="must be one of none, flip, flip-translate"):
+        nn.TTA(net, "rotate")

@@ -64,6 +64,8 @@ def test_eval_picks_the_test_split_when_the_data_is_named(mnist_run, capsys):
                           f"the run carved it): 60 images, accuracy {r['val_acc']:.2%}")
     assert main(["eval", run, "--split", "train"]) == 0
     assert ": 300 images," in capsys.readouterr().out
+    assert main(["eval", run, "--data", f"mnist:{d}", "--tta", "flip-translate"]) == 0
+    assert "test-time augmentation flip-translate (6 passes)" in capsys.readouterr().out
 
 
 def test_a_missing_test_file_names_the_files_and_the_choices(tmp_path, mnist_run, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,14 @@ def add_arguments(p) -> None:
                         "run's own validation carve-out; the default without --data) or "
                         "train (the whole training split)")
     p.add_argument("--png", help="write the confusion matrix as a PNG here")
+    p.add_argument("--tta", choices=("flip", "flip-translate"),
+                   help="test-time augmentation: logits averaged over mirrored (2 passes) "
+                        "or mirrored and shifted copies (6 passes); see nn.TTA")
 
 
 def run(args) -> int:
     from ..data import DataLoader
+    from ..nn import TTA
     from ..train import evaluate, load_trained, transforms_for
     from .common import run_split
 
@@ -28,9 +33,15 @@ def run(args) -> int:
     meta = ck.meta
     ds, what = run_split(args.data, args.split, cfg, meta)
     tf = transforms_for(cfg, ds.image_shape, meta["mean"], meta["std"], False)
+    if args.tta:
+        model = TTA(model, args.tta)
+    t0 = time.perf_counter()
     res = evaluate(model, DataLoader(ds, 256, transform=tf), meta["num_classes"])
+    took = time.perf_counter() - t0
     classes = meta["classes"]
-    print(f"{what}: {res['n']} images, accuracy {res['acc']:.2%}, loss {res['loss']:.4f}")
+    how = f", test-time augmentation {args.tta} ({model.passes} passes)" if args.tta else ""
+    print(f"{what}: {res['n']} images, accuracy {res['acc']:.2%}, loss {res['loss']:.4f}"
+          f"{how}, {took:.1f} s")
     for c, a in zip(classes, res["per_class"]):
         print(f"  {c:>12s}  {a:7.2%}")
     conf = np.asarray(res["confusion"])

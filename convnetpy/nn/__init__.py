@@ -11,6 +11,7 @@ from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, Parameter, StateDictError
 from .normalization import BatchNorm1d, BatchNorm2d, SyncBatchNorm
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from .tta import TTA
 
 __all__ = [
     "functional", "init", "Module", "Parameter", "StateDictError", "Sequential", "ModuleList",
@@ -18,5 +19,5 @@ __all__ = [
     "Identity", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
     "BatchNorm1d", "BatchNorm2d", "SyncBatchNorm", "Dropout", "CrossEntropyLoss", "NLLLoss",
-    "MSELoss",
+    "MSELoss", "TTA",
 ]
