@@ -37,6 +37,19 @@ def _rank_size() -> tuple[int, int]:
     return launched()
 
 
+def timed(step, barrier, steps: int, reset=lambda: None) -> float:
+    """Seconds for ``steps`` steps after 3 warm-up steps, every rank starting together."""
+    for _ in range(3):
+        step()
+    barrier()
+    reset()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    barrier()
+    return time.perf_counter() - t0
+
+
 def worker_convnetpy(args) -> dict:
     import numpy as np
 
@@ -62,15 +75,8 @@ def worker_convnetpy(args) -> dict:
         loss.backward()
         opt.step()
 
-    for _ in range(3):
-        step()
-    world.barrier()
-    model.allreduce_seconds = 0.0
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    world.barrier()
-    took = time.perf_counter() - t0
+    took = timed(step, world.barrier, args.steps,
+                 reset=lambda: setattr(model, "allreduce_seconds", 0.0))
     grad_bytes = sum(p.data.nbytes for p in net.parameters())
     return {"lib": "convnetpy", "ranks": _rank_size()[1], "independent": args.independent,
             "overlap": args.overlap,
@@ -112,14 +118,7 @@ def worker_torch(args) -> dict:
         if size > 1:
             tdist.barrier()
 
-    for _ in range(3):
-        step()
-    barrier()
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    barrier()
-    took = time.perf_counter() - t0
+    took = timed(step, barrier, args.steps)
     if size > 1:
         tdist.destroy_process_group()
     return {"lib": "torch", "ranks": _rank_size()[1], "independent": args.independent,
