@@ -89,8 +89,9 @@ def run_split(spec: str | None, split: str | None, cfg, meta: dict):
                          f"{tuple(meta['input_shape'])}")
     if split == "val":
         ds = ds.split(cfg.val_fraction, cfg.seed)[1]
+        how = ", as the run carved it" if source == cfg.data else ""
         what = (f"the validation split of {source} (val_fraction {cfg.val_fraction}, seed "
-                f"{cfg.seed}, as the run carved it)")
+                f"{cfg.seed}{how})")
     else:
         what = f"the {split} split of {source}"
     return ds, what
