@@ -252,3 +252,20 @@ def test_tta_averages_the_views_it_names():
     np.testing.assert_array_equal(nn.TTA(net, "none")(cp.tensor(x)).numpy(), run(x))
     with pytest.raises(ValueError, match="must be one of none, flip, flip-translate"):
         nn.TTA(net, "rotate")
+
+
+def test_whiten_makes_the_first_convs_outputs_white():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((200, 1, 10, 10))
+    imgs = np.concatenate([base, 0.5 * base + 0.1 * rng.standard_normal(base.shape),
+                           3 * rng.standard_normal(base.shape)], axis=1).astype(np.float32)
+    conv = nn.Conv2d(3, 24, 2, bias=False)
+    nn.init.whiten_(conv.weight, imgs, eps=1e-9)
+    out = conv(cp.tensor(imgs)).numpy()
+    first = out[:, :12].transpose(0, 2, 3, 1).reshape(-1, 12).astype(np.float64)
+    np.testing.assert_allclose(first.T @ first / len(first), np.eye(12), atol=2e-3)
+    np.testing.assert_array_equal(out[:, 12:], -out[:, :12])
+    with pytest.raises(ValueError, match="even number, at most 2 \\* C\\*KH\\*KW = 24"):
+        nn.init.whiten_(nn.Conv2d(3, 26, 2).weight, imgs)
+    with pytest.raises(ValueError, match=r"images must be \(N, 3, H, W\)"):
+        nn.init.whiten_(conv.weight, imgs[:, :1])

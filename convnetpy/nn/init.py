@@ -149,3 +149,41 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
     if fan == 0:
         return tensor
     return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan))
+
+
+def whiten_(weight: Tensor, images: np.ndarray, eps: float = 5e-4) -> Tensor:
+    """Patch-whitening initialisation of a first convolution's ``weight`` (O, C, KH, KW)
+    from training ``images`` (N, C, H, W), as airbench does: the covariance of every
+    KHxKW patch of the images is diagonalised, and filter i is its i-th eigenvector (by
+    decreasing eigenvalue) divided by sqrt(eigenvalue + eps), the second half of the
+    filters the negatives of the first (so a ReLU after it keeps both signs). The output
+    of the first half on the images' patches then has about unit variance in each of the
+    O/2 leading directions. O must be even and O/2 at most C*KH*KW; pass the images as
+    the model sees them (normalised). Often followed by freezing the weight.
+
+    >>> import numpy as np, convnetpy as cp
+    >>> from convnetpy import nn
+    >>> conv = nn.Conv2d(3, 24, kernel_size=2)
+    >>> imgs = np.random.default_rng(0).standard_normal((64, 3, 8, 8)).astype(np.float32)
+    >>> _ = whiten_(conv.weight, imgs)
+    >>> np.allclose(conv.weight.numpy()[12:], -conv.weight.numpy()[:12])
+    True
+    """
+    o, c, kh, kw = weight.shape
+    images = np.asarray(images.data if isinstance(images, Tensor) else images)
+    if images.ndim != 4 or images.shape[1] != c:
+        raise ValueError(f"whiten_: images must be (N, {c}, H, W) for a weight of shape "
+                         f"{tuple(weight.shape)}, got {images.shape}")
+    k = c * kh * kw
+    if o % 2 or o // 2 > k:
+        raise ValueError(f"whiten_: the weight's {o} filters must be an even number, at most "
+                         f"2 * C*KH*KW = {2 * k} (eigenvectors and their negatives)")
+    windows = np.lib.stride_tricks.sliding_window_view(images, (kh, kw), axis=(2, 3))
+    # (N, C, OH, OW, KH, KW) -> one row per patch, in the weight's (C, KH, KW) order
+    patches = windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, k).astype(np.float64)
+    cov = patches.T @ patches / len(patches)
+    values, vectors = np.linalg.eigh(cov)  # ascending
+    order = np.argsort(values)[::-1][: o // 2]
+    filters = (vectors[:, order] / np.sqrt(values[order] + eps)).T.reshape(o // 2, c, kh, kw)
+    weight.data[...] = np.concatenate([filters, -filters]).astype(weight.data.dtype)
+    return weight
