@@ -30,15 +30,16 @@ def run(args) -> int:
     ck, cfg, model = load_trained(args.checkpoint)
     run_dir = ck.path.parent.parent
     examples = labels = None
+    shown = "no images (upload one)"
     if not args.no_data:
         try:
             ds, what = run_split(args.data, args.split, cfg, ck.meta)
             examples, labels = pick_examples(ds)
-            print(f"showing images of {what}")
+            shown = f"images of {what}"
         except (OSError, ValueError) as e:
             if args.data or args.split:
                 raise
-            print(f"the run's data ({cfg.data}) is not available ({e}); upload images instead")
+            shown = f"no images: the run's data ({cfg.data}) is not available ({e}); upload one"
     summary_path = run_dir / "summary.txt"
     monitor = Monitor(model, ck.meta, examples, labels,
                       summary_path.read_text() if summary_path.exists() else "", ck.meta["config"])
@@ -47,7 +48,8 @@ def run(args) -> int:
     monitor.offer_weights(ck.meta.get("step", 0))
     monitor.finish("finished run")
     srv = serve(monitor, args.host, args.port, args.allow_remote)
-    print(f"dashboard for {ck.path}: {srv.url}  (Ctrl-C to stop)")
+    print(f"dashboard for {ck.path}: {srv.url}  (Ctrl-C to stop)", flush=True)
+    print(f"showing {shown}", flush=True)
     try:
         while True:
             time.sleep(3600)
