@@ -305,7 +305,7 @@ def test_eval_of_a_run_on_a_dataset_object_asks_for_the_data(tmp_path, capsys):
     r = fit(None, data, cfg(tmp_path, epochs=1), log=quiet)
     assert main(["eval", r["run_dir"]]) == 2
     assert "dataset object passed to fit" in capsys.readouterr().err
-    assert main(["eval", r["run_dir"], "--data", "synthetic:160"]) == 0
+    assert main(["eval", r["run_dir"], "--data", "synthetic:160", "--split", "val"]) == 0
 
 
 def test_a_failing_callback_still_ends_every_callback(tmp_path):

@@ -28,7 +28,9 @@ def add_arguments(v) -> None:
     c.add_argument("--out", default="curves.png")
     m = vs.add_parser("confusion", help="confusion matrix of a checkpoint on data")
     m.add_argument("checkpoint")
-    m.add_argument("--data", help="this whole dataset (default: the run's validation split)")
+    m.add_argument("--data", help="the data (default: the run's)")
+    m.add_argument("--split", choices=("test", "train", "val"),
+                   help="as for eval: test by default with --data, else the run's val split")
     m.add_argument("--out", default="confusion.png")
 
 
@@ -114,4 +116,4 @@ def _confusion(args) -> int:
     from . import eval as eval_command
 
     return eval_command.run(argparse.Namespace(checkpoint=args.checkpoint, data=args.data,
-                                               png=args.out))
+                                               split=args.split, tta=None, png=args.out))
