@@ -410,8 +410,10 @@ def _accumulate(t: Tensor, g: np.ndarray, handed: set[int]) -> None:
         t.grad = Tensor._from_array(g)
     else:
         t.grad.data = t.grad.data + g
-    for hook in list(t.__dict__.get("_post_hooks", {}).values()):
-        hook(t)
+    hooks = t.__dict__.get("_post_hooks")
+    if hooks:
+        for hook in list(hooks.values()):
+            hook(t)
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:

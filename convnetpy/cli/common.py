@@ -60,9 +60,15 @@ def image_input(path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
         arr = decode_image(Path(path), (h, w), "L" if c == 1 else "RGB")
     except Exception as e:  # noqa: BLE001 - any decoder failure is the file's fault
         raise ValueError(f"{path}: cannot read it as a JPEG or PNG image ({e})") from e
+    return arr, normalise(arr[None], meta)
+
+
+def normalise(pixels: np.ndarray, meta: dict) -> np.ndarray:
+    """uint8 images (N, C, H, W) as a checkpoint's model takes them: float32, scaled to
+    [0, 1] and normalised with the run's channel mean and std."""
     mean = np.asarray(meta["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(meta["std"], dtype=np.float32).reshape(1, -1, 1, 1)
-    return arr, (arr[None].astype(np.float32) / 255 - mean) / std
+    return (pixels.astype(np.float32) / 255 - mean) / std
 
 
 SPLITS = ("test", "train", "val")

@@ -25,7 +25,7 @@ def run(args) -> int:
     from ..autograd import no_grad
     from ..tensor import Tensor
     from ..train import load_trained
-    from .common import image_input, run_split, usage_error
+    from .common import image_input, normalise, run_split, usage_error
 
     if bool(args.images) == bool(args.index):
         raise usage_error("give image files, or --index N... of a dataset split (with --data "
@@ -37,9 +37,7 @@ def run(args) -> int:
         bad = [i for i in args.index if not 0 <= i < len(ds)]
         if bad:
             raise ValueError(f"--index {bad[0]} is outside {what} ({len(ds)} images)")
-        mean = np.asarray(meta["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
-        std = np.asarray(meta["std"], dtype=np.float32).reshape(1, -1, 1, 1)
-        x = (ds.images[args.index].astype(np.float32) / 255 - mean) / std
+        x = normalise(ds.images[args.index], meta)
         with no_grad():
             probs = F.softmax(model(Tensor(x)), dim=1).numpy()
         print(f"{what}:")

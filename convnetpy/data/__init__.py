@@ -64,22 +64,21 @@ def get_dataset(spec: str, image_size: int = 32, split: str = "train") -> ArrayD
     kind, _, path = spec.partition(":")
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test, got {split!r}")
-    if split == "test":
-        if kind not in TEST_FILES:
-            raise ValueError(f"{spec} has no test split (only mnist and cifar10 have "
-                             f"official test files); use --split val or train")
-        try:
-            if kind == "mnist":
-                root = path or _shared("mnist")
-                if root is None:
-                    raise FileNotFoundError("no folder given (mnist:PATH)")
-                return load_mnist(root, train=False)
-            return load_cifar10(path or None, train=False)
-        except (OSError, KeyError) as e:
-            raise FileNotFoundError(
-                f"the test split of {spec} needs {TEST_FILES[kind]}, which could not be "
-                f"read ({e}); add them, or choose --split val (the run's validation "
-                f"carve-out) or --split train") from e
+    if split == "train":
+        return _load(kind, path, spec, image_size, train=True)
+    if kind not in TEST_FILES:
+        raise ValueError(f"{spec} has no test split (only mnist and cifar10 have official "
+                         f"test files); use --split val or train")
+    try:
+        return _load(kind, path, spec, image_size, train=False)
+    except (OSError, KeyError) as e:
+        raise FileNotFoundError(
+            f"the test split of {spec} needs {TEST_FILES[kind]}, which could not be read "
+            f"({e}); add them, or choose --split val (the run's validation carve-out) or "
+            f"--split train") from e
+
+
+def _load(kind: str, path: str, spec: str, image_size: int, train: bool) -> ArrayDataset:
     if kind == "digits" and not path:
         return load_digits()
     if kind == "synthetic":
@@ -87,11 +86,13 @@ def get_dataset(spec: str, image_size: int = 32, split: str = "train") -> ArrayD
     if kind == "mnist":
         root = path or _shared("mnist")
         if root is None:
-            raise FileNotFoundError("MNIST: give mnist:PATH, a folder with "
-                                    "train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
-        return load_mnist(root)
+            prefix = "train" if train else "t10k"
+            raise FileNotFoundError(f"MNIST: give mnist:PATH, a folder with "
+                                    f"{prefix}-images-idx3-ubyte[.gz] and "
+                                    f"{prefix}-labels-idx1-ubyte[.gz]")
+        return load_mnist(root, train=train)
     if kind == "cifar10":
-        return load_cifar10(path or None)
+        return load_cifar10(path or None, train=train)
     if kind == "folder":
         if not path:
             raise ValueError("folder data needs a path: --data folder:PATH")

@@ -154,15 +154,14 @@ class DistributedDataParallel(Module):
                 self._start(b)
         for b in self.buckets:
             b.request.Wait()
-        scale = 1.0 / self.world.size
         for b in self.buckets:
+            b.flat /= self.world.size  # the sums become means, in place
             off = 0
             for p, n in zip(b.params, b.sizes):
-                mean = b.flat[off:off + n].reshape(p.data.shape) * np.asarray(
-                    scale, b.flat.dtype)
+                mean = b.flat[off:off + n].reshape(p.data.shape)
                 if p.grad is None:  # none here; left None if no rank had one
                     if np.any(mean):
-                        p.grad = Tensor(mean)
+                        p.grad = Tensor(mean.copy())  # the bucket is reused next step
                 else:
                     p.grad.data[...] = mean
                 off += n

@@ -81,13 +81,35 @@ def batch_norm_forward(
     else:
         var = running_var
         xc3 = x3 - np.asarray(running_mean, dtype=x.dtype).reshape(1, c, 1)
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-    scale = inv_std if gamma is None else gamma * inv_std
-    out3 = xc3 * scale.reshape(1, c, 1)  # out = (x - mean) * gamma / std + beta
-    if beta is not None:
-        out3 += beta.reshape(1, c, 1)
+    out3, inv_std = _affine(xc3, var, gamma, beta, eps)
     out = out3.astype(x.dtype, copy=False).reshape(x.shape)
     return out, (xc3, inv_std, gamma, training, beta is not None)
+
+
+def _affine(xc3, var, gamma, beta, eps):
+    """(out, inv_std): out = (x - mean) * gamma / sqrt(var + eps) + beta, per channel of
+    the centred input xc3 (N, C, L)."""
+    c = xc3.shape[1]
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(xc3.dtype, copy=False)
+    scale = inv_std if gamma is None else gamma * inv_std
+    out3 = xc3 * scale.reshape(1, c, 1)
+    if beta is not None:
+        out3 += beta.reshape(1, c, 1)
+    return out3, inv_std
+
+
+def _input_grad(d3, xc3, inv_std, gamma, sum_dy, sum_dyxc, count, training):
+    """dx (N, C, L) from the channel sums of dy and dy * xc over ``count`` values:
+    k*dy - k*inv_std^2*mean(dy*xc)*xc - k*mean(dy) in training, k*dy in evaluation,
+    with k = gamma * inv_std."""
+    c = d3.shape[1]
+    k = inv_std if gamma is None else gamma * inv_std
+    dx3 = d3 * k.reshape(1, c, 1)
+    if training:
+        a = (-k * inv_std * inv_std * sum_dyxc / count).astype(dx3.dtype, copy=False)
+        dx3 += xc3 * a.reshape(1, c, 1)
+        dx3 += (-k * sum_dy / count).astype(dx3.dtype, copy=False).reshape(1, c, 1)
+    return dx3
 
 
 def batch_norm_backward(
@@ -105,12 +127,8 @@ def batch_norm_backward(
     dbeta = sum_dy if need[2] and has_beta else None
     dx = None
     if need[0]:
-        k = inv_std if gamma is None else gamma * inv_std
-        dx3 = d3 * k.reshape(1, c, 1)  # evaluation: dx = k * dy
-        if training:  # dx = k*dy - k*inv_std^2*mean(dy*xc)*xc - k*mean(dy)
-            dx3 += xc3 * (-k * inv_std * inv_std * sum_dyxc / count).reshape(1, c, 1)
-            dx3 += (-k * sum_dy / count).reshape(1, c, 1)
-        dx = dx3.reshape(dout.shape)
+        dx = _input_grad(d3, xc3, inv_std, gamma, sum_dy, sum_dyxc, count,
+                         training).reshape(dout.shape)
     return dx, dgamma, dbeta
 
 
@@ -146,11 +164,7 @@ def sync_batch_norm_forward(x, gamma, beta, running_mean, running_var, momentum,
     var = np.maximum(total[c:2 * c] / count - mean * mean, 0.0)  # biased, to normalise
     update_running_stats(running_mean, running_var, mean, var, count, momentum)
     xc3 = x3 - mean.astype(x.dtype).reshape(1, c, 1)
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    scale = inv_std if gamma is None else gamma * inv_std
-    out3 = xc3 * scale.reshape(1, c, 1)
-    if beta is not None:
-        out3 += beta.reshape(1, c, 1)
+    out3, inv_std = _affine(xc3, var, gamma, beta, eps)
     return out3.reshape(x.shape), (xc3, inv_std, gamma, beta is not None, count, reduce)
 
 
@@ -170,10 +184,6 @@ def sync_batch_norm_backward(dout, cache, need=(True, True, True)):
     dx = None
     if need[0]:
         total = reduce(local)
-        sum_dy, sum_dyxc = total[:c], total[c:]
-        k = inv_std if gamma is None else gamma * inv_std
-        a = (-k * inv_std * inv_std * sum_dyxc / count).astype(dout.dtype)
-        b = (-k * sum_dy / count).astype(dout.dtype)
-        dx3 = d3 * k.reshape(1, c, 1) + xc3 * a.reshape(1, c, 1) + b.reshape(1, c, 1)
-        dx = dx3.reshape(dout.shape)
+        dx = _input_grad(d3, xc3, inv_std, gamma, total[:c], total[c:], count,
+                         True).reshape(dout.shape)
     return dx, dgamma, dbeta

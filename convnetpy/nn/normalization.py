@@ -61,6 +61,16 @@ class _BatchNorm(Module):
                            if p is not None)
         return f"{len(own)} * {self.num_features} ({names}) = {len(own) * self.num_features:,}"
 
+    def _momentum_factor(self) -> float:
+        """The weight of this batch in the running statistics (counting it, in training):
+        ``momentum``, or 1/batches for a cumulative average (``momentum=None``)."""
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked.data)
+        return factor
+
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean.data[...] = 0
@@ -78,11 +88,7 @@ class _BatchNorm(Module):
                 f"expected {self.num_features} channels (num_features) on axis 1, got input "
                 f"of shape {tuple(x.shape)} with {x.shape[1]} channels",
             )
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.data)
+        factor = self._momentum_factor()
         use_batch = self.training or self.running_mean is None
         keep = not self.training or self.track_running_stats
         return F.batch_norm(x, self.running_mean if keep else None,
@@ -160,11 +166,7 @@ class SyncBatchNorm(_BatchNorm):
             return super().forward(x)
         if x.ndim not in self._dims or x.shape[1] != self.num_features:
             return super().forward(x)  # its shape error
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked.data)
+        factor = self._momentum_factor()
         group = self.process_group or SyncBatchNorm.default_group
         reduce = None if group is None else (lambda a: group.all_reduce(a))
         return F.sync_batch_norm(x, self.running_mean, self.running_var, self.weight,
