@@ -30,16 +30,24 @@ def test_table_renders_a_report():
                             "torch_infer_img_s": 600, "convnetpy_peak_rss_mib": 100,
                             "torch_peak_rss_mib": 300, "convnetpy_load_train_img_s": 60,
                             "torch_load_train_img_s": 150}],
-              "time_to_accuracy": {"preset": "cifar10-quick", "target": 0.8, "wall_s": 540,
-                                   "epochs": 8, "best_val_acc": 0.8054, "reached_at_epoch": 7,
-                                   "reached_after_s": 420}}
+              "time_to_accuracy": {"runs": [
+                  {"preset": "cifar10-fast", "seed": 1, "target": 0.94, "wall_s": 3900,
+                   "epochs": 2, "final_val_acc": 0.9312, "final_val_acc_tta": 0.9405,
+                   "tta": "flip-translate", "reached_at_epoch": None, "reached_after_s": None,
+                   "curve": [{"val_acc": 0.8}, {"val_acc": 0.9312}]},
+                  {"preset": "cifar10-quick", "seed": 0, "target": 0.8, "wall_s": 540,
+                   "epochs": 8, "final_val_acc": 0.8054, "final_val_acc_tta": None,
+                   "tta": None, "reached_at_epoch": 7, "reached_after_s": 420,
+                   "curve": [{"val_acc": 0.5}] * 6 + [{"val_acc": 0.8}, {"val_acc": 0.8054}]}]}}
     text = table(report)
     assert "| relu | 2.00 | 1.00 | - | - | 0.50x |" in text
     assert "| convnetjs training | 100 | 200 | 0.50x | 100 / 300 MiB |" in text
     assert ("| convnetjs training, one core busy with another process | 60 | 150 | 0.40x "
             "(0.80 of quiet) | |") in text
-    assert ("reached 80% validation accuracy after 7.0 min of training (epoch 7); whole "
-            "command 9.0 min, best 80.54% after 8 epochs.") in text
+    assert ("| cifar10-fast | 1 | 2 | 93.12% | 94.05% (flip-translate) | 65.0 min | 94.0%: no |"
+            in text)
+    assert "| cifar10-quick | 0 | 8 | 80.54% | - | 9.0 min | 80.0%: epoch 7, 7.0 min |" in text
+    assert "seed 1 validation accuracy by epoch: 80.00%, 93.12%" in text
 
 
 def test_training_worker_reports_throughput():

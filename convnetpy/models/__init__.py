@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..nn import Module
+from .airbench import AirbenchNet
 from .alexnet import AlexNet
 from .googlenet import GoogLeNet
 from .lenet import LeNet5, LeNet5Classic
@@ -68,6 +69,8 @@ register("convnetjs_cifar10", 10, (3, 32, 32), "the ConvNetJS CIFAR-10 demo netw
     lambda nc, ic, **kw: convnetjs_cifar10(nc, ic))
 register("cifar_quick", 10, (3, 32, 32), "ResNet-9 layout, narrow: fast CIFAR-10 on a CPU")(
     lambda nc, ic, **kw: QuickNet(nc, ic, **kw))
+register("airbench", 10, (3, 32, 32), "airbench94's network: whitened first conv, fast "
+         "CIFAR-10")(lambda nc, ic, **kw: AirbenchNet(nc, ic, **kw))
 
 
 def list_models() -> list[str]:

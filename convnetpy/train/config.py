@@ -6,9 +6,14 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..models.airbench import PRESETS as AIRBENCH_PRESETS
+from ..nn.tta import MODES as TTA_PASSES
+
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULES = ("constant", "onecycle", "cosine", "multistep", "step")
-AUGMENTS = ("crop", "flip", "cutout")
+SCHEDULES = ("constant", "onecycle", "cosine", "multistep", "step", "triangle")
+AUGMENTS = ("crop", "translate", "flip", "cutout")
+INITS = ("default", "whiten")
+TTA_MODES = tuple(TTA_PASSES)
 DISTRIBUTED = ("auto", "none", "mpi")
 
 
@@ -24,14 +29,19 @@ class TrainConfig:
     momentum: float = 0.9          # SGD/RMSprop momentum
     nesterov: bool = True          # Nesterov momentum (SGD)
     weight_decay: float = 5e-4     # L2 penalty (decoupled for adamw)
-    schedule: str = "onecycle"     # constant | onecycle | cosine | multistep | step
-    pct_start: float = 0.25        # one-cycle warm-up fraction
+    # constant | onecycle | cosine | multistep | step | triangle
+    schedule: str = "onecycle"
+    pct_start: float = 0.25        # one-cycle / triangle: the fraction of the run spent warming up
+    lr_start_factor: float = 0.2   # triangle: the first lr is this times lr (then up, then to 0)
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # multistep: fractions
     gamma: float = 0.1             # multistep/step decay factor
     label_smoothing: float = 0.0   # cross-entropy label smoothing
+    bn_bias_lr_factor: float = 1.0  # batch norm biases: lr times this, same lr * weight decay
+    init: str = "default"          # default | whiten (the first conv, from the data; frozen)
+    tta: str = "none"              # the final validation: none | flip | flip-translate
     grad_clip: float = 0.0         # clip the global gradient norm to this (0: off)
-    augment: list[str] = field(default_factory=list)  # any of crop, flip, cutout
-    crop_padding: int = 4          # pixels of padding for the random crop
+    augment: list[str] = field(default_factory=list)  # any of crop, translate, flip, cutout
+    crop_padding: int = 4          # crop: zero padding; translate: reflected (the largest shift)
     cutout: int = 8                # side of the cutout square
     val_fraction: float = 0.1      # share of the training data held out for validation
     seed: int = 0                  # everything random derives from it
@@ -80,6 +90,12 @@ class TrainConfig:
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got "
              f"{self.schedule!r}")
         need(0 < self.pct_start < 1, f"pct_start must be in (0, 1), got {self.pct_start}")
+        need(0 < self.lr_start_factor <= 1, "lr_start_factor must be in (0, 1], got "
+             f"{self.lr_start_factor}")
+        need(self.bn_bias_lr_factor > 0, "bn_bias_lr_factor must be positive, got "
+             f"{self.bn_bias_lr_factor}")
+        need(self.init in INITS, f"init must be one of {INITS}, got {self.init!r}")
+        need(self.tta in TTA_MODES, f"tta must be one of {TTA_MODES}, got {self.tta!r}")
         need(isinstance(self.milestones, list) and all(0 < m < 1 for m in self.milestones),
              f"milestones must be fractions of the run in (0, 1), got {self.milestones}")
         need(0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1), got "
@@ -123,13 +139,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mnist-lenet5": dict(model="lenet5", data="mnist", epochs=10, batch_size=64, lr=0.1,
                          label_smoothing=0.1, augment=["crop"], crop_padding=2,
                          model_kwargs={"padding": 2}, val_fraction=0.1),
-    # CIFAR-10 fast: a small BN network, one-cycle, label smoothing, crop + flip. Width 10:
-    # at width 8 the last epoch's validation accuracy straddled 80% (79.8-81.7% across
-    # runs whose float32 rounding differed); width 10 reached 82.2%, 80% at epoch 7
-    "cifar10-quick": dict(model="cifar_quick", data="cifar10", epochs=8, batch_size=128,
-                          lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
-                          model_kwargs={"width": 10}, augment=["crop", "flip"],
-                          val_fraction=0.1),
     # the ConvNetJS demo network, for comparison; the demo trains it with Adadelta at batch 4,
     # here plain SGD with momentum at batch 32 (far fewer Python-level steps)
     "cifar10-convnetjs": dict(model="convnetjs_cifar10", data="cifar10", epochs=10,
@@ -142,6 +151,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                              lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4,
                              schedule="multistep", milestones=[0.5, 0.75],
                              augment=["crop", "flip"], crop_padding=4),
+    # airbench94's recipe (models/airbench.py): cifar10-fast and cifar10-quick
+    **AIRBENCH_PRESETS,
 }
 
 

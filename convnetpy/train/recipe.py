@@ -10,6 +10,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import models, optim
+from ..nn import BatchNorm1d, BatchNorm2d, Conv2d, SyncBatchNorm
+from ..nn import init as nn_init
 from ..data import transforms as T
 from ..data.dataset import ArrayDataset
 from ..io import checkpoint as ckpt_mod
@@ -18,10 +20,16 @@ from .config import TrainConfig
 
 def channel_stats(ds: ArrayDataset) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of ``ds``'s pixels scaled to [0, 1]."""
-    x = ds.images.astype(np.float64) / 255.0
-    mean = x.mean(axis=(0, 2, 3))
-    std = x.std(axis=(0, 2, 3))
-    return mean.tolist(), np.maximum(std, 1e-3).tolist()
+    n = ds.images.shape[0] * ds.images.shape[2] * ds.images.shape[3]
+    mean, std = [], []
+    for c in range(ds.images.shape[1]):  # exact integer sums: no float copy of the dataset
+        pixels = ds.images[:, c].reshape(-1)
+        total = int(pixels.sum(dtype=np.uint64))
+        squares = int(np.square(pixels, dtype=np.uint32).sum(dtype=np.uint64))
+        m = total / n
+        mean.append(m / 255.0)
+        std.append(max(float(np.sqrt(max(squares / n - m * m, 0.0))) / 255.0, 1e-3))
+    return mean, std
 
 
 def build_model(cfg: TrainConfig, num_classes: int, in_channels: int):
@@ -29,7 +37,24 @@ def build_model(cfg: TrainConfig, num_classes: int, in_channels: int):
                       **cfg.model_kwargs)
 
 
-def make_optimizer(cfg: TrainConfig, params):
+def param_groups(cfg: TrainConfig, model) -> list[dict[str, Any]]:
+    """The model's trainable parameters as optimizer groups: batch norm's biases apart
+    when ``bn_bias_lr_factor`` is not 1 (their lr times the factor, their weight decay
+    divided by it, so that lr * decay, the shrink per step, stays the same)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    factor = cfg.bn_bias_lr_factor
+    if factor == 1.0:
+        return [{"params": trainable}]
+    norm = {id(m.bias) for m in model.modules()
+            if isinstance(m, (BatchNorm1d, BatchNorm2d, SyncBatchNorm)) and m.bias is not None and m.bias.requires_grad}
+    groups = [{"params": [p for p in trainable if id(p) not in norm]},
+              {"params": [p for p in trainable if id(p) in norm], "lr": cfg.lr * factor,
+               "weight_decay": cfg.weight_decay / factor}]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(cfg: TrainConfig, model):
+    params = param_groups(cfg, model)
     if cfg.optimizer == "sgd":
         return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                          nesterov=cfg.nesterov and cfg.momentum > 0)
@@ -52,6 +77,10 @@ def make_scheduler(cfg: TrainConfig, opt, total: int):
         return s.MultiStepLR(opt, [int(m * total) for m in cfg.milestones], cfg.gamma)
     if cfg.schedule == "step":
         return s.StepLR(opt, max(total // 3, 1), cfg.gamma)
+    if cfg.schedule == "triangle":  # up from lr_start_factor * lr, then down to 0
+        peak = min(max(int(cfg.pct_start * total), 1), total - 1) if total > 1 else 1
+        return s.SequentialLR(opt, [s.LinearLR(opt, cfg.lr_start_factor, 1.0, peak),
+                                    s.LinearLR(opt, 1.0, 0.0, max(total - peak, 1))], [peak])
     return s.StepLR(opt, step_size=total + 1, gamma=1.0)  # constant
 
 
@@ -61,12 +90,33 @@ def transforms_for(cfg: TrainConfig, shape, mean, std, train: bool):
     if train:
         if "crop" in cfg.augment:
             steps.append(T.RandomCrop(shape[1], padding=cfg.crop_padding))
+        if "translate" in cfg.augment:
+            steps.append(T.RandomCrop(shape[1], padding=cfg.crop_padding, mode="reflect"))
         if "flip" in cfg.augment:
             steps.append(T.RandomHorizontalFlip())
         if "cutout" in cfg.augment:
             steps.append(T.Cutout(cfg.cutout))
     steps.append(T.Normalize(mean, std))
     return T.Compose(steps)
+
+
+def initialise(cfg: TrainConfig, model, train_ds: ArrayDataset, mean, std) -> None:
+    """What ``cfg.init`` asks of the model before training: ``"whiten"`` sets the first
+    convolution's weight by ``nn.init.whiten_`` from (up to 5,000 of) the training
+    images, normalised as the model sees them, and freezes it."""
+    if cfg.init != "whiten":
+        return
+    conv = next((m for m in model.modules() if isinstance(m, Conv2d)), None)
+    if conv is None:
+        raise ValueError(f"init='whiten' needs a model with a Conv2d; {type(model).__name__} "
+                         "has none")
+    images = T.Normalize(mean, std)(train_ds.images[:5000].astype(np.float32) / 255.0, None)
+    try:
+        nn_init.whiten_(conv.weight, images)
+    except ValueError as e:
+        raise ValueError(f"init='whiten' on the first convolution of "
+                         f"{type(model).__name__}: {e}") from None
+    conv.weight.requires_grad_(False)
 
 
 def new_run_dir(cfg: TrainConfig) -> Path:

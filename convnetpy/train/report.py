@@ -39,7 +39,8 @@ class ProgressBar:
 def epoch_line(m: dict[str, Any], epochs: int) -> str:
     return (f"epoch {m['epoch']:>3d}/{epochs:<3d} loss {m['loss']:7.4f}  acc {m['acc']:7.2%}  "
             f"val_loss {m['val_loss']:7.4f}  val_acc {m['val_acc']:7.2%}  "
-            f"time {m['time']:7.1f}s  {m['img_per_s']:8.0f} img/s  lr {m['lr']:.2e}")
+            f"time {m['time']:7.1f}s  {m['img_per_s']:8.0f} img/s  lr {m['lr']:.2e}"
+            + (f"  val_acc with TTA {m['tta']} {m['val_acc_tta']:.2%}" if "tta" in m else ""))
 
 
 def append_metrics(path: Path, record: dict[str, Any]) -> None:

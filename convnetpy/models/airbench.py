@@ -1,0 +1,131 @@
+"""The fast CIFAR-10 recipe, in one file: airbench94's network (Keller Jordan, 2024) and the
+``cifar10-fast`` / ``cifar10-quick`` presets that train it on a CPU.
+
+The network (``AirbenchNet``), for 32x32 images:
+
+    whiten   Conv2d(3, 24, kernel_size=2), frozen, then ReLU        -> 24 x 31 x 31
+    block1   conv 3x3 -> max pool 2 -> BN -> ReLU -> conv 3x3 -> BN -> ReLU   -> w1 x 15 x 15
+    block2   the same                                                       -> w2 x 7 x 7
+    block3   the same                                                       -> w3 x 3 x 3
+    head     max pool 3 -> flatten -> Linear(w3, classes, bias=False) -> x 1/9
+
+and what the presets do with it, each a building block of the library:
+
+- ``init="whiten"`` (``nn.init.whiten_``): the first conv's 24 filters are the
+  eigenvectors of the covariance of the training images' 2x2 patches, scaled to unit
+  variance, and their negatives; the weight stays frozen, so the network starts from
+  decorrelated pixels and never spends steps learning them.
+- ``nn.init.dirac_``: each 3x3 conv starts as the identity on its first channels.
+- batch norm with no learned scale (its weight frozen at 1) and eps 1e-12.
+- ``bn_bias_lr_factor=64``: batch norm's biases learn 64 times faster than the rest, with
+  the same absolute weight decay (the learning rate times the decay is kept).
+- Nesterov SGD (momentum 0.85) at batch 1000, ``schedule="triangle"``: the learning rate
+  rises from a fifth to its peak over the first fifth of the run, then falls to zero.
+- label smoothing 0.2; flip + 2-pixel translation (reflected borders) as augmentation;
+  ``tta="flip-translate"`` (``nn.TTA``) for the final validation.
+
+airbench trains this in 10 epochs to 94% on CIFAR-10's test set (with GELU, alternating
+flips and 50,000 training images). Here ReLU replaces GELU, flips are random, and a
+5,000-image validation split is held out of the training set. The measured accuracy,
+time and per-technique comparison are in the README's presets table.
+
+>>> import convnetpy as cp
+>>> net = AirbenchNet(widths=(16, 32, 32))
+>>> net(cp.zeros(2, 3, 32, 32)).shape
+(2, 10)
+>>> net.whiten.weight.requires_grad
+False
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, init
+
+
+def _conv(cin: int, cout: int) -> Conv2d:
+    conv = Conv2d(cin, cout, 3, padding=1, bias=False)
+    kept = conv.weight.data[cin:].copy()  # the default draw, for filters past the identity
+    init.dirac_(conv.weight)
+    conv.weight.data[cin:] = kept
+    return conv
+
+
+def _norm(channels: int, momentum: float) -> BatchNorm2d:
+    bn = BatchNorm2d(channels, eps=1e-12, momentum=momentum)
+    bn.weight.requires_grad_(False)  # no learned scale: ReLU after BN is scale-free anyway
+    return bn
+
+
+class ConvGroup(Module):
+    """conv -> max pool 2 -> BN -> ReLU -> conv -> BN -> ReLU (airbench's block).
+
+    Shape:
+        (N, C_in, H, W) -> (N, C_out, floor(H / 2), floor(W / 2))
+
+    >>> import convnetpy as cp
+    >>> ConvGroup(3, 8)(cp.zeros(1, 3, 15, 15)).shape
+    (1, 8, 7, 7)
+    """
+
+    def __init__(self, cin: int, cout: int, bn_momentum: float = 0.1) -> None:
+        super().__init__()
+        self.conv1, self.pool = _conv(cin, cout), MaxPool2d(2)
+        self.norm1, self.conv2 = _norm(cout, bn_momentum), _conv(cout, cout)
+        self.norm2, self.activ = _norm(cout, bn_momentum), ReLU()
+
+    def forward(self, x):
+        x = self.activ(self.norm1(self.pool(self.conv1(x))))
+        return self.activ(self.norm2(self.conv2(x)))
+
+
+class AirbenchNet(Module):
+    """airbench94's network (see the module docstring) with block widths ``widths``; the
+    whitening conv has 2 * C * 2 * 2 filters and a frozen weight (``init="whiten"`` in a
+    TrainConfig sets it from the data).
+
+    Shape:
+        (N, C, 32, 32) -> (N, num_classes)
+
+    >>> sum(p.numel() for p in AirbenchNet().parameters())
+    1972792
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3,
+                 widths: Sequence[int] = (64, 256, 256), bn_momentum: float = 0.1,
+                 scale: float = 1 / 9) -> None:
+        super().__init__()
+        widths = [int(w) for w in widths]
+        if len(widths) != 3 or min(widths) < 1:
+            raise ValueError(f"AirbenchNet: widths must be three positive block widths, got "
+                             f"{widths}")
+        self.whiten = Conv2d(in_channels, 2 * in_channels * 4, kernel_size=2, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        self.whiten.bias.data[...] = 0
+        w1, w2, w3 = widths
+        self.layers = Sequential(ReLU(), ConvGroup(self.whiten.out_channels, w1, bn_momentum),
+                                 ConvGroup(w1, w2, bn_momentum), ConvGroup(w2, w3, bn_momentum),
+                                 MaxPool2d(3), Flatten())
+        self.head = Linear(w3, num_classes, bias=False)
+        self.scale = float(scale)  # small logits at the start keep the softmax soft
+
+    def forward(self, x):
+        return self.head(self.layers(self.whiten(x))) * self.scale
+
+
+# The presets (train/config.py lists them with the others). Batch 1000, 45 steps an epoch
+# on the 45,000 training images left after the validation split.
+RECIPE: dict[str, Any] = dict(
+    model="airbench", data="cifar10", batch_size=1000, optimizer="sgd", momentum=0.85,
+    nesterov=True, schedule="triangle", pct_start=0.2, lr_start_factor=0.2,
+    label_smoothing=0.2, augment=["flip", "translate"], crop_padding=2, init="whiten",
+    bn_bias_lr_factor=64.0, val_fraction=0.1, tta="flip-translate")
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cifar10-fast": dict(RECIPE, epochs=10, lr=1.27, weight_decay=1.5e-3,
+                         model_kwargs={"widths": [64, 256, 256]}),
+    "cifar10-quick": dict(RECIPE, epochs=4, lr=1.27, weight_decay=1.5e-3,
+                          model_kwargs={"widths": [32, 64, 128]}),
+}
+
