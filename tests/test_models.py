@@ -52,7 +52,8 @@ def test_registry():
         assert expected in names
     net = models.get("resnet18", num_classes=7, in_channels=1)
     assert net.fc.out_features == 7 and net.conv1.in_channels == 1
-    with pytest.raises(ValueError, match="unknown model 'resnet9'; choose one of: airbench, alexnet"):
+    with pytest.raises(ValueError,
+                       match="unknown model 'resnet9'; choose one of: airbench, alexnet"):
         models.get("resnet9")
 
 

@@ -10,11 +10,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import models, optim
-from ..nn import BatchNorm1d, BatchNorm2d, Conv2d, SyncBatchNorm
-from ..nn import init as nn_init
 from ..data import transforms as T
 from ..data.dataset import ArrayDataset
 from ..io import checkpoint as ckpt_mod
+from ..nn import BatchNorm1d, BatchNorm2d, Conv2d, SyncBatchNorm
+from ..nn import init as nn_init
 from .config import TrainConfig
 
 
@@ -45,8 +45,9 @@ def param_groups(cfg: TrainConfig, model) -> list[dict[str, Any]]:
     factor = cfg.bn_bias_lr_factor
     if factor == 1.0:
         return [{"params": trainable}]
+    norms = (BatchNorm1d, BatchNorm2d, SyncBatchNorm)
     norm = {id(m.bias) for m in model.modules()
-            if isinstance(m, (BatchNorm1d, BatchNorm2d, SyncBatchNorm)) and m.bias is not None and m.bias.requires_grad}
+            if isinstance(m, norms) and m.bias is not None and m.bias.requires_grad}
     groups = [{"params": [p for p in trainable if id(p) not in norm]},
               {"params": [p for p in trainable if id(p) in norm], "lr": cfg.lr * factor,
                "weight_decay": cfg.weight_decay / factor}]
