@@ -21,8 +21,9 @@ peer for convnetpy's avx2 path on an AVX-512 machine.
 ``--time-to-accuracy DATA`` also trains ``--preset`` (default cifar10-quick) on DATA once per
 seed of ``--seeds``, each in a fresh process, and records the epoch curve, the wall time,
 the final accuracy with and without test-time augmentation, and when validation accuracy
-first reached ``--target`` (default: the preset's goal in TARGETS); ``--accuracy-only``
-skips the speed cases. Written to results/time-to-accuracy-<preset>.json.
+first reached ``--target`` (default: the preset's goal in TARGETS); ``--set KEY=VALUE``
+changes the recipe (an ablation); ``--accuracy-only`` skips the speed cases. Written to
+results/time-to-accuracy-<preset>[+<changes>].json.
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ def main() -> None:
     ap.add_argument("--preset", default="cifar10-quick", help="the preset --time-to-accuracy runs")
     ap.add_argument("--target", type=float, help="validation accuracy to time (default: TARGETS)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds, one run each")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a TrainConfig change for --time-to-accuracy (an ablation), repeatable")
     ap.add_argument("--accuracy-only", action="store_true",
                     help="only --time-to-accuracy, none of the speed cases")
     args = ap.parse_args()
@@ -254,27 +257,32 @@ def accuracy_report(args) -> dict:
     """``time_to_accuracy`` for each of ``--seeds``; written to the results folder."""
     runs = []
     for seed in [int(s) for s in args.seeds.split(",")]:
+        extra = [a for kv in [f"seed={seed}", *args.set] for a in ("--set", kv)]
         runs.append(dict(time_to_accuracy(args.time_to_accuracy, args.threads, args.preset,
-                                          ("--set", f"seed={seed}"), args.target), seed=seed))
+                                          tuple(extra), args.target), seed=seed,
+                         changes=args.set))
         print(accuracy_table({"runs": runs}), flush=True)
     report = {"machine": machine(args), "date": time.strftime("%Y-%m-%d %H:%M"), "runs": runs}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"time-to-accuracy-{args.preset}.json").write_text(json.dumps(report, indent=1))
+    slug = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in "+".join(args.set))
+    name = f"time-to-accuracy-{args.preset}{'+' + slug if slug else ''}.json"
+    (out / name).write_text(json.dumps(report, indent=1))
     return report
 
 
 def accuracy_table(report: dict) -> str:
     """One row per run: the final validation accuracy (and with TTA), the wall time and
     when the target was first reached without TTA; then each run's epoch curve."""
-    lines = ["| preset | seed | epochs | final val acc | with TTA | whole command | target "
-             "first reached (no TTA) |", "|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| preset | changes | seed | epochs | final val acc | with TTA | whole command | "
+             "target first reached (no TTA) |", "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in report["runs"]:
         tta = (f"{r['final_val_acc_tta']:.2%} ({r['tta']})" if r.get("final_val_acc_tta")
                is not None else "-")
         hit = (f"epoch {r['reached_at_epoch']}, {r['reached_after_s'] / 60:.1f} min"
                if r["reached_at_epoch"] else "no")
-        lines.append(f"| {r['preset']} | {r.get('seed', 0)} | {r['epochs']} | "
+        changes = ", ".join(r.get("changes") or []) or "-"
+        lines.append(f"| {r['preset']} | {changes} | {r.get('seed', 0)} | {r['epochs']} | "
                      f"{r['final_val_acc']:.2%} | {tta} | {r['wall_s'] / 60:.1f} min | "
                      f"{r['target']:.1%}: {hit} |")
     for r in report["runs"]:

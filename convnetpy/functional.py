@@ -247,11 +247,14 @@ def _unary(name: str, op: str, forward_ops: int, backward_ops: int, saved_per_el
 # per element, forward and backward: relu max(x, 0) and g * (x > 0); leaky a compare and a
 # multiply each way; sigmoid 1 / (1 + exp(-x)) and g * s * (1 - s); tanh and g * (1 - t^2);
 # (log-)softmax subtract the max, exp, sum, divide (log, subtract) and back g - p * sum(g)
-# (g - softmax(x) * sum(g), exp included); dropout draw, compare, scale; back a multiply
+# (g - softmax(x) * sum(g), exp included); gelu x * 0.5 * (1 + erf(x / sqrt 2)), about 8
+# with erf's polynomial, and back Phi + x phi times g, about 12; dropout draw, compare,
+# scale; back a multiply
 _ReLU = _unary("_ReLU", "relu", 1, 2)
 _LeakyReLU = _unary("_LeakyReLU", "leaky_relu", 2, 2, saved_per_element=1)  # a bool mask
 _Sigmoid = _unary("_Sigmoid", "sigmoid", 4, 3)
 _Tanh = _unary("_Tanh", "tanh", 1, 3)
+_GELU = _unary("_GELU", "gelu", 8, 12)
 _LogSoftmax = _unary("_LogSoftmax", "log_softmax", 5, 4)
 _Softmax = _unary("_Softmax", "softmax", 4, 4)
 _Dropout = _unary("_Dropout", "dropout", 3, 1, saved_per_element="itemsize")  # the mask
@@ -479,6 +482,14 @@ def sigmoid(input) -> Tensor:
 
 def tanh(input) -> Tensor:
     return _Tanh.apply(_t(input))
+
+
+def gelu(input, approximate: str = "none") -> Tensor:
+    """x * Phi(x) (Hendrycks and Gimpel, 2016), Phi the standard normal CDF; ``"tanh"``
+    uses PyTorch's tanh approximation of it."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _GELU.apply(_t(input), approximate=approximate)
 
 
 def _softmax_dim(x: Tensor, dim, name: str) -> int:

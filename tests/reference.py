@@ -254,6 +254,9 @@ def linear(x, w, b):
     return out, backward
 
 
+_K = math.sqrt(2 / math.pi)  # the tanh approximation of GELU
+
+
 def elementwise(name, x, slope=0.01):
     f = {
         "relu": (lambda v: max(v, 0.0), lambda v: 1.0 if v > 0 else 0.0),
@@ -261,6 +264,14 @@ def elementwise(name, x, slope=0.01):
         "sigmoid": (lambda v: 1 / (1 + math.exp(-v)),
                     lambda v: math.exp(-v) / (1 + math.exp(-v)) ** 2),
         "tanh": (math.tanh, lambda v: 1 - math.tanh(v) ** 2),
+        # x Phi(x) and its derivative Phi(x) + x phi(x), from the normal CDF's definition
+        "gelu": (lambda v: v * 0.5 * math.erfc(-v / math.sqrt(2)),
+                 lambda v: 0.5 * math.erfc(-v / math.sqrt(2))
+                 + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)),
+        "gelu_tanh": (lambda v: 0.5 * v * (1 + math.tanh(_K * (v + 0.044715 * v ** 3))),
+                      lambda v: 0.5 * (1 + math.tanh(_K * (v + 0.044715 * v ** 3)))
+                      + 0.5 * v * (1 - math.tanh(_K * (v + 0.044715 * v ** 3)) ** 2)
+                      * _K * (1 + 3 * 0.044715 * v * v)),
     }[name]
     out = np.vectorize(f[0], otypes=[float])(x)
     deriv = np.vectorize(f[1], otypes=[float])(x)

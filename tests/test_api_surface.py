@@ -24,7 +24,8 @@ def test_every_layer_documents_its_shape_with_an_example(cls):
 
 
 F_NAMES = ["conv2d", "pad", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-           "adaptive_max_pool2d", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax",
+           "adaptive_max_pool2d", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu",
+           "softmax",
            "log_softmax", "batch_norm", "dropout", "nll_loss", "cross_entropy", "mse_loss"]
 
 

@@ -71,7 +71,7 @@ def test_use_refuses_a_path_the_cpu_cannot_run_and_keeps_the_one_in_use():
 
 def test_each_path_table_holds_every_op_and_replaces_only_what_it_speeds_up():
     ref = dispatch.table("reference")
-    fast = {"generic": {"conv2d", "relu", "batch_norm", "max_pool2d", "sum_all"},
+    fast = {"generic": {"conv2d", "relu", "gelu", "batch_norm", "max_pool2d", "sum_all"},
             "numpy": {"conv2d"}}
     fast["avx2"] = fast["avx512"] = fast["generic"] | {"linear"}
     for path, ops in fast.items():

@@ -32,6 +32,7 @@ def test_table_renders_a_report():
                             "torch_load_train_img_s": 150}],
               "time_to_accuracy": {"runs": [
                   {"preset": "cifar10-fast", "seed": 1, "target": 0.94, "wall_s": 3900,
+                   "changes": ["init=default", "label_smoothing=0"],
                    "epochs": 2, "final_val_acc": 0.9312, "final_val_acc_tta": 0.9405,
                    "tta": "flip-translate", "reached_at_epoch": None, "reached_after_s": None,
                    "curve": [{"val_acc": 0.8}, {"val_acc": 0.9312}]},
@@ -44,9 +45,9 @@ def test_table_renders_a_report():
     assert "| convnetjs training | 100 | 200 | 0.50x | 100 / 300 MiB |" in text
     assert ("| convnetjs training, one core busy with another process | 60 | 150 | 0.40x "
             "(0.80 of quiet) | |") in text
-    assert ("| cifar10-fast | 1 | 2 | 93.12% | 94.05% (flip-translate) | 65.0 min | 94.0%: no |"
-            in text)
-    assert "| cifar10-quick | 0 | 8 | 80.54% | - | 9.0 min | 80.0%: epoch 7, 7.0 min |" in text
+    assert ("| cifar10-fast | init=default, label_smoothing=0 | 1 | 2 | 93.12% | 94.05% "
+            "(flip-translate) | 65.0 min | 94.0%: no |") in text
+    assert "| cifar10-quick | - | 0 | 8 | 80.54% | - | 9.0 min | 80.0%: epoch 7, 7.0 min |" in text
     assert "seed 1 validation accuracy by epoch: 80.00%, 93.12%" in text
 
 

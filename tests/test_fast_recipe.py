@@ -57,10 +57,13 @@ def test_airbench_net_counts_its_parameters_by_the_formula():
                                     for a, b in ((24, w1), (w1, w2), (w2, w3))) + 10 * w3
         assert sum(p.numel() for p in net.parameters()) == expect
         frozen = [n for n, p in net.named_parameters() if not p.requires_grad]
-        assert "whiten.weight" in frozen and all(n == "whiten.weight" or "norm" in n
-                                                 for n in frozen)
+        assert frozen and all(n.endswith("weight") and "norm" in n for n in frozen)
     with pytest.raises(ValueError, match="three positive block widths"):
         models.get("airbench", widths=(8, 8))
+    with pytest.raises(ValueError, match="activation must be 'gelu' or 'relu', got 'elu'"):
+        models.get("airbench", activation="elu")
+    gelu = models.get("airbench", widths=(8, 8, 8), activation="gelu")
+    assert sum(isinstance(m, nn.GELU) for m in gelu.modules()) == 4  # whiten + 3 blocks
 
 
 def test_triangle_schedule_rises_then_falls_to_zero():
@@ -80,6 +83,7 @@ def test_triangle_schedule_rises_then_falls_to_zero():
 
 def test_batch_norm_biases_get_their_own_learning_rate_and_decay():
     net = models.get("airbench", widths=(8, 8, 8))
+    net.whiten.weight.requires_grad_(False)  # frozen, as init="whiten" leaves it
     cfg = TrainConfig(lr=0.5, weight_decay=1e-3, bn_bias_lr_factor=64.0)
     opt = make_optimizer(cfg, net)
     main, norm = opt.param_groups
@@ -149,6 +153,24 @@ def test_the_last_epoch_is_validated_with_tta_too():
     by_hand = evaluate(nn.TTA(model, "flip-translate"), loader, 10)
     assert by_hand["acc"] == last["val_acc_tta"]
     assert by_hand["loss"] == pytest.approx(last["val_loss_tta"], rel=1e-6)
+
+
+def test_the_recipe_resumes_exactly(tmp_path):
+    """Whitening, frozen weights, two parameter groups and the triangle schedule all come
+    back from a checkpoint: a run stopped mid-epoch and resumed ends where a straight run
+    does, bit for bit."""
+    base = {**preset("cifar10-quick"), "data": "synthetic:400", "epochs": 2, "batch_size": 60,
+            "model_kwargs": {"widths": [8, 8, 8]}, "progress": False, "out": str(tmp_path),
+            "tta": "none"}
+    straight = fit(config=TrainConfig(**base, run_id="straight"), log=lambda line: None)
+    fit(config=TrainConfig(**base, run_id="split", max_steps=4), log=lambda line: None)
+    fit(resume=tmp_path / "split", overrides={"max_steps": 0}, log=lambda line: None)
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
+    assert a.meta["step"] == b.meta["step"] == straight["step"] == 12
+    for k in a.model_state:
+        np.testing.assert_array_equal(a.model_state[k], b.model_state[k], err_msg=k)
+    assert [g["lr"] for g in a.optimizer_state["param_groups"]] == \
+        [g["lr"] for g in b.optimizer_state["param_groups"]]
 
 
 @pytest.mark.parametrize("field, value, message", [

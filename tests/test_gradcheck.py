@@ -63,6 +63,7 @@ LAYERS = {
     "LeakyReLU": lambda: (nn.LeakyReLU(0.1), _distinct(3, 4, shift=0.55)),
     "Sigmoid": lambda: (nn.Sigmoid(), rand(3, 4)),
     "Tanh": lambda: (nn.Tanh(), rand(3, 4)),
+    "GELU": lambda: (nn.GELU(), rand(3, 4)),
     "Softmax": lambda: (nn.Softmax(dim=1), rand(3, 4)),
     "LogSoftmax": lambda: (nn.LogSoftmax(dim=1), rand(3, 4)),
     "BatchNorm1d": lambda: (nn.BatchNorm1d(3), rand(4, 3, 2)),

@@ -95,6 +95,8 @@ ACTS = {
     "leaky_relu": (ka.leaky_relu_forward, ka.leaky_relu_backward, {"negative_slope": 0.2}),
     "sigmoid": (ka.sigmoid_forward, ka.sigmoid_backward, {}),
     "tanh": (ka.tanh_forward, ka.tanh_backward, {}),
+    "gelu": (ka.gelu_forward, ka.gelu_backward, {}),
+    "gelu_tanh": (ka.gelu_forward, ka.gelu_backward, {"approximate": "tanh"}),
 }
 
 

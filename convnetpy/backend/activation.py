@@ -1,4 +1,4 @@
-"""ReLU on the compiled loops: one pass over flat float32/float64 arrays, split over the
+"""ReLU and GELU on the compiled loops: one pass over flat float32/float64 arrays, split over the
 cores; anything else (other dtypes, views that are not C-contiguous) goes to the reference
 (kernels/activation.py), which gives the same numbers.
 """
@@ -47,3 +47,23 @@ def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     if not _flat_loop("relu_backward", dout, out, dx):
         return reference.relu_backward(dout, out)
     return dx
+
+
+def gelu_forward(x: np.ndarray, approximate: str = "none"):
+    if approximate != "none":
+        return reference.gelu_forward(x, approximate)
+    out = empty(x.shape, x.dtype)
+    if not _flat_loop("gelu_forward", x, out):
+        return reference.gelu_forward(x, approximate)
+    return out, (x, approximate)
+
+
+def gelu_backward(dout: np.ndarray, cache) -> np.ndarray:
+    x, approximate = cache
+    dout = np.broadcast_to(dout, x.shape)
+    if approximate == "none" and dout.dtype == x.dtype:
+        dout = np.ascontiguousarray(dout)
+        dx = empty(x.shape, x.dtype)
+        if _flat_loop("gelu_backward", dout, x, dx):
+            return dx
+    return reference.gelu_backward(dout, cache)

@@ -44,6 +44,7 @@ def _reference() -> dict[str, Kernel]:
         "leaky_relu": Kernel(k.leaky_relu_forward, k.leaky_relu_backward),
         "sigmoid": Kernel(k.sigmoid_forward, k.sigmoid_backward),
         "tanh": Kernel(k.tanh_forward, k.tanh_backward),
+        "gelu": Kernel(k.gelu_forward, k.gelu_backward),
         "log_softmax": Kernel(k_loss.log_softmax_forward, k_loss.log_softmax_backward),
         "softmax": Kernel(k_loss.softmax_forward, k_loss.softmax_backward),
         "nll_loss": Kernel(k_loss.nll_loss_forward, k_loss.nll_loss_backward),
@@ -77,6 +78,7 @@ def table(path: str) -> dict[str, Kernel]:
     if path == "numpy":
         return ops
     ops["relu"] = Kernel(activation.relu_forward, activation.relu_backward)
+    ops["gelu"] = Kernel(activation.gelu_forward, activation.gelu_backward)
     ops["batch_norm"] = Kernel(normalization.batch_norm_forward,
                                normalization.batch_norm_backward,
                                normalization.batch_norm_memory)

@@ -12,6 +12,7 @@ the tests run each kernel on every path. Conventions:
 
 from __future__ import annotations
 
+import math
 import platform
 
 import numba
@@ -220,6 +221,23 @@ def relu_backward(dout, out, dx):
     for i in range(dx.size):
         d = dout[_u(i)]
         dx[_u(i)] = d if out[_u(i)] > 0 else d * 0
+
+
+@_jit
+def gelu_forward(x, out):
+    """out = x * Phi(x) = x * 0.5 * (1 + erf(x / sqrt(2))) over flat arrays."""
+    for i in range(x.size):
+        v = x[_u(i)]
+        out[_u(i)] = v * 0.5 * (1.0 + math.erf(v * 0.7071067811865476))
+
+
+@_jit
+def gelu_backward(dout, x, dx):
+    """dx = dout * (Phi(x) + x * phi(x)) over flat arrays."""
+    for i in range(dx.size):
+        v = x[_u(i)]
+        cdf = 0.5 * (1.0 + math.erf(v * 0.7071067811865476))
+        dx[_u(i)] = dout[_u(i)] * (cdf + v * math.exp(-0.5 * v * v) * 0.3989422804014327)
 
 
 @_jit_sum

@@ -8,8 +8,10 @@ HELP = "train a model (no options: LeNet-5 on the bundled digits, about a minute
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--preset", help="a named recipe: digits-lenet5 (default), mnist-lenet5, "
-                                    "cifar10-quick, cifar10-convnetjs, cifar10-resnet20")
+    from ..train.config import PRESETS
+
+    p.add_argument("--preset", help="a named recipe: " + ", ".join(
+        f"{name} (default)" if name == "digits-lenet5" else name for name in PRESETS))
     p.add_argument("--model", help="a zoo name (convnetpy models)")
     p.add_argument("--data", help="digits | mnist[:PATH] | cifar10[:PATH] | folder:PATH | "
                                   "synthetic[:N]")

@@ -1,7 +1,7 @@
 """Layers and containers with PyTorch's names, arguments and state_dict keys."""
 
 from . import functional, init
-from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
@@ -17,7 +17,8 @@ __all__ = [
     "functional", "init", "Module", "Parameter", "StateDictError", "Sequential", "ModuleList",
     "ModuleDict",
     "Identity", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
-    "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+    "Linear", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax",
+    "LogSoftmax",
     "BatchNorm1d", "BatchNorm2d", "SyncBatchNorm", "Dropout", "CrossEntropyLoss", "NLLLoss",
     "MSELoss", "TTA",
 ]

@@ -89,6 +89,32 @@ class Tanh(Module):
         return F.tanh(x)
 
 
+class GELU(Module):
+    """x * Phi(x), Phi the standard normal CDF (``approximate="tanh"``: PyTorch's tanh
+    approximation). Smooth where ReLU has a corner, and never exactly flat below zero.
+
+    Shape:
+        any shape -> the same shape
+
+    >>> import convnetpy as cp
+    >>> from convnetpy import nn
+    >>> [round(v, 4) for v in nn.GELU()(cp.tensor([-1.0, 0.0, 1.0])).tolist()]
+    [-0.1587, 0.0, 0.8413]
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
 class Softmax(Module):
     """exp(x) / sum(exp(x)) along ``dim`` (the maximum is subtracted first).
 
