@@ -8,7 +8,7 @@ import pytest
 
 from convnetpy import data
 from convnetpy.cli import main
-from convnetpy.train import TrainConfig, fit, preset
+from convnetpy.train import PRESETS, TrainConfig, fit, preset
 
 
 def idx(arr: np.ndarray) -> bytes:
@@ -99,8 +99,7 @@ def test_cifar_test_batch_is_read_for_the_test_split(tmp_path):
         data.get_dataset(f"cifar10:{write_cifar(tmp_path / 'b', test=False)}", split="test")
 
 
-@pytest.mark.parametrize("name", ["mnist-lenet5", "cifar10-quick", "cifar10-convnetjs",
-                                  "cifar10-resnet20", "digits-lenet5"])
+@pytest.mark.parametrize("name", sorted(PRESETS))
 def test_training_never_reads_a_test_split(tmp_path, monkeypatch, name):
     """Every preset trains with its test files unreadable: reading them would fail."""
     cfg = preset(name)
