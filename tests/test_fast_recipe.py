@@ -47,6 +47,98 @@ def test_dirac_matches_torch():
         np.testing.assert_array_equal(w.numpy(), t.numpy())
 
 
+def _torch_airbench(widths):
+    """The same network written in torch.nn (the test's own twin, for the parity check)."""
+    import torch
+    from torch import nn as tnn
+
+    class Group(tnn.Module):
+        def __init__(self, a, b):
+            super().__init__()
+            self.conv1, self.pool = tnn.Conv2d(a, b, 3, padding=1, bias=False), tnn.MaxPool2d(2)
+            self.norm1 = tnn.BatchNorm2d(b, eps=1e-12)
+            self.conv2 = tnn.Conv2d(b, b, 3, padding=1, bias=False)
+            self.norm2 = tnn.BatchNorm2d(b, eps=1e-12)
+
+        def forward(self, x):
+            x = torch.relu(self.norm1(self.pool(self.conv1(x))))
+            return torch.relu(self.norm2(self.conv2(x)))
+
+    class Net(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            w1, w2, w3 = widths
+            self.whiten = tnn.Conv2d(3, 24, 2)
+            self.layers = tnn.Sequential(tnn.ReLU(), Group(24, w1), Group(w1, w2), Group(w2, w3),
+                                         tnn.MaxPool2d(3), tnn.Flatten())
+            self.head = tnn.Linear(w3, 10, bias=False)
+
+        def forward(self, x):
+            return self.head(self.layers(self.whiten(x))) / 9
+
+    return Net().double()
+
+
+@needs_torch
+def test_the_recipe_trains_as_in_torch():
+    """Network, loss, both optimizer groups, the triangle schedule and the running
+    statistics against a torch twin on the same weights, 6 steps in float64."""
+    import torch
+
+    net = models.get("airbench", widths=(8, 16, 16))
+    for t in list(net.parameters()) + list(net.buffers()):
+        if t.data.dtype == np.float32:
+            t.data = t.data.astype(np.float64)
+    twin = _torch_airbench((8, 16, 16))
+    twin.load_state_dict({k: torch.tensor(v.numpy()) for k, v in net.state_dict().items()})
+    for model, frozen in ((net, "whiten.weight"), (twin, "whiten.weight")):
+        for name, p in model.named_parameters():
+            if name == frozen or ("norm" in name and name.endswith("weight")):
+                p.requires_grad_(False)
+    cfg = TrainConfig(lr=1.27, weight_decay=1.5e-3, momentum=0.85, schedule="triangle",
+                      pct_start=0.2, bn_bias_lr_factor=64.0, label_smoothing=0.2)
+    opt, total = make_optimizer(cfg, net), 10
+    sched = make_scheduler(cfg, opt, total)
+    named = list(twin.named_parameters())
+    topt = torch.optim.SGD(
+        [{"params": [p for n, p in named if "norm" not in n and p.requires_grad]},
+         {"params": [p for n, p in named if "norm" in n and p.requires_grad], "lr": 1.27 * 64,
+          "weight_decay": 1.5e-3 / 64}], lr=1.27, weight_decay=1.5e-3, momentum=0.85,
+        nesterov=True)
+    tsched = torch.optim.lr_scheduler.LambdaLR(
+        topt, lambda i: float(np.interp(i, [0, 2, total], [0.2, 1.0, 0.0])))
+    rng = np.random.default_rng(0)
+    theirs = dict(twin.named_parameters())
+    for _ in range(6):
+        x, y = rng.standard_normal((6, 3, 32, 32)), rng.integers(0, 10, 6)
+        loss = cp.nn.functional.cross_entropy(net(cp.tensor(x)), cp.tensor(y),
+                                              label_smoothing=0.2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        tloss = torch.nn.functional.cross_entropy(twin(torch.tensor(x)), torch.tensor(y),
+                                                  label_smoothing=0.2)
+        topt.zero_grad()
+        tloss.backward()
+        topt.step()
+        tsched.step()
+        assert loss.item() == pytest.approx(tloss.item(), rel=1e-10)
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx(
+            [g["lr"] for g in topt.param_groups], rel=1e-12)
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(p.numpy(), theirs[name].detach().numpy(), rtol=1e-9,
+                                   atol=1e-11, err_msg=name)
+    buffers = dict(twin.named_buffers())
+    for name, b in net.named_buffers():
+        np.testing.assert_allclose(b.numpy(), buffers[name].numpy(), rtol=1e-9, atol=1e-11)
+    net.eval()
+    twin.eval()
+    x = rng.standard_normal((4, 3, 32, 32))
+    np.testing.assert_allclose(net(cp.tensor(x)).numpy(), twin(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-9, atol=1e-11)
+
+
 def test_airbench_net_counts_its_parameters_by_the_formula():
     for widths in ((64, 256, 256), (32, 64, 128)):
         net = models.get("airbench", widths=widths)
@@ -94,6 +186,10 @@ def test_batch_norm_biases_get_their_own_learning_rate_and_decay():
     trainable = {id(p) for p in net.parameters() if p.requires_grad}
     assert {id(p) for g in opt.param_groups for p in g["params"]} == trainable
     assert id(net.whiten.weight) not in trainable
+    onecycle = TrainConfig(lr=0.5, bn_bias_lr_factor=64.0, schedule="onecycle")
+    opt = make_optimizer(onecycle, net)
+    make_scheduler(onecycle, opt, 10)
+    assert [g["max_lr"] for g in opt.param_groups] == [0.5, 32.0]  # each group its own peak
     single = make_optimizer(TrainConfig(), net).param_groups
     assert len(single) == 1 and {id(p) for p in single[0]["params"]} == trainable
 

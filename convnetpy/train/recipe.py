@@ -69,7 +69,9 @@ def make_optimizer(cfg: TrainConfig, model):
 def make_scheduler(cfg: TrainConfig, opt, total: int):
     s = optim.lr_scheduler
     if cfg.schedule == "onecycle":
-        return s.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.pct_start,
+        # each group peaks at its own rate (batch norm biases' may be a multiple of lr)
+        return s.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total,
+                            pct_start=cfg.pct_start,
                             cycle_momentum=cfg.optimizer in ("sgd", "rmsprop")
                             and cfg.momentum > 0)
     if cfg.schedule == "cosine":
