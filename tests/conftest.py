@@ -148,3 +148,17 @@ def default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A run folder of LeNet-5 trained 40 steps on the bundled digits (a few seconds): a
+    real checkpoint for the commands that read one."""
+    from convnetpy.train import TrainConfig, fit
+
+    out = tmp_path_factory.mktemp("digits_runs")
+    res = fit(TrainConfig(model="lenet5", data="digits", epochs=1, lr=0.05, max_steps=40,
+                          progress=False, out=str(out), model_kwargs={"padding": 2},
+                          health_every=0),
+              log=lambda line: None)
+    return res["run_dir"]

@@ -160,6 +160,76 @@ def test_snapshot_layers_units_and_events(dash):
     conn.close()
 
 
+def decode_data_url(url: str) -> np.ndarray:
+    import base64
+
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def test_snapshot_explains_the_prediction_with_saliency_and_grad_cam(dash):
+    from convnetpy.viz import attribution, render
+
+    m = dash.monitor
+    why = wait_snapshot(dash)["explain"]
+    pixels = m.examples[0]
+    x = m.normalise(pixels)[None]
+    with m.view_lock:
+        probs = m.predict(pixels[None])[0]
+        target = int(np.argmax(probs))
+        heats = {"saliency": attribution.saliency(m._viewer, x, target)[0],
+                 "gradcam": attribution.grad_cam(m._viewer, x, target, layer="0")[0]}
+    assert why["target"] == META["classes"][target] and why["gradcam"]["layer"] == "0"
+    for key, heat in heats.items():  # the picture is the method's map over the image, x8
+        want = np.asarray(render.overlay(pixels, heat).resize((64, 64), resample=0))
+        np.testing.assert_array_equal(decode_data_url(why[key]["image"]), want)
+        assert why[key]["max"] == pytest.approx(float(np.abs(heat).max()), rel=1e-6)
+
+
+def test_class_images_show_each_class_as_the_viewer_model_sees_it(dash):
+    from convnetpy.viz.synthesis import class_image
+
+    m = dash.monitor
+    wait_snapshot(dash)
+    assert request(dash, "POST", "/api/class_images")[0] == 403  # seconds of work: token
+    status, body = request(dash, "POST", "/api/class_images", b"", {"X-Token": dash.token})
+    r = json.loads(body)
+    assert status == 200 and [c["class"] for c in r["images"]] == META["classes"]
+    with m.view_lock:
+        want = class_image(m._viewer, [0, 1, 2], (3, 8, 8), steps=r["steps"],
+                           mean=META["mean"], std=META["std"])
+    for got, c in zip(r["images"], want):
+        assert got["score"] == pytest.approx(c.score, rel=1e-6)
+        assert got["p"] == pytest.approx(c.probability, rel=1e-6)
+        img = decode_data_url(got["image"])  # the class image's pixels, upscaled x8
+        np.testing.assert_array_equal(img[::8, ::8], c.pixels.transpose(1, 2, 0))
+    again = request(dash, "POST", "/api/class_images", b"", {"X-Token": dash.token})[1]
+    assert json.loads(again) == r  # made once per step of the weights
+
+
+def test_the_architecture_diagram_is_served_as_svg(dash):
+    import xml.etree.ElementTree as ET
+
+    from convnetpy.viz.diagram import diagram_svg
+
+    status, body = request(dash, "GET", "/diagram.svg")
+    assert status == 200 and body.decode() == diagram_svg(tiny_model(), (3, 8, 8))
+    ET.fromstring(body)  # well-formed
+
+
+def test_grad_cam_says_why_it_is_missing_for_a_model_without_conv_layers():
+    cp.manual_seed(0)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(192, 3))
+    examples = (np.random.default_rng(1).random((2, 3, 8, 8)) * 255).astype(np.uint8)
+    srv = serve(Monitor(mlp, META, examples, snapshot_every=0.0), "127.0.0.1", 0)
+    try:
+        why = wait_snapshot(srv)["explain"]
+    finally:
+        srv.stop()
+    assert why["saliency"]["image"].startswith("data:image/png")
+    assert why["gradcam"] == {"error": "Grad-CAM needs a conv layer; this model has none"}
+
+
 def test_remote_binding_needs_an_explicit_flag():
     m = Monitor(tiny_model(), META)
     with pytest.raises(ValueError, match="--allow-remote"):
@@ -190,6 +260,16 @@ def test_a_watched_training_run_takes_a_new_learning_rate(tmp_path):
         assert st["status"] == "completed" and len(st["history"]) == 2
         assert all(s["lr"] == 0.01 for s in st["steps"][1:])
         assert wait_snapshot(srv)["layers"]
+        # the run's health records reach the page as health.jsonl holds them
+        from convnetpy.train import read_health
+
+        records, _ = read_health(res["run_dir"])
+        shown = st["health"]
+        rec = next(r for r in records if r["step"] == shown["step"])
+        assert shown["init"] == records[0]["init"] and shown["init"]["num_classes"] == 4
+        assert {L["layer"]: L["ratio"] for L in shown["layers"]} == {
+            k: v["ratio"] for k, v in rec["layers"].items()}
+        assert [a["layer"] for a in shown["activations"]] == list(rec["activations"])
     finally:
         srv.stop()
 

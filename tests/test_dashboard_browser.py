@@ -83,6 +83,24 @@ def test_dashboard_in_chromium(tmp_path):
                                    ".startsWith('uploaded image')", timeout=30_000)
             assert page.locator("#ex-top .bar").count() == 3  # its top-3 bars
             assert page.locator("#preds .pred").count() == 24
+            # why: saliency and Grad-CAM of the example, drawn as pictures
+            page.wait_for_function("document.getElementById('why-gradcam').naturalWidth > 0 "
+                                   "&& document.getElementById('why-saliency').naturalWidth > 0",
+                                   timeout=30_000)
+            assert page.inner_text("#why-gradcam-cap").startswith("Grad-CAM on features.")
+            # the health record of step 1 and its per-layer table
+            page.wait_for_selector("#health-table table", timeout=30_000)
+            assert "first loss" in page.inner_text("#health-table")
+            assert page.locator("#health-table tr").count() > 4
+            # what each class looks like: one picture per digit
+            page.click("#draw-classes")
+            page.wait_for_function("document.querySelectorAll('#class-images .pred img')"
+                                   ".length === 10", timeout=60_000)
+            assert "ascent steps" in page.inner_text("#classes-msg")
+            # the architecture diagram behind its link
+            svg = page.evaluate("async () => (await fetch(document.getElementById('diagram')"
+                                ".href)).text()")
+            assert svg.lstrip().startswith("<svg") and "Conv2d 1→6" in svg
             t.join(120)
             page.wait_for_function("document.getElementById('status').textContent"
                                    " === 'completed'", timeout=30_000)

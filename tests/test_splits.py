@@ -118,7 +118,7 @@ def test_training_never_reads_a_test_split(tmp_path, monkeypatch, name):
         splits.append(split)
         return real(spec, image_size, split)
 
-    monkeypatch.setattr("convnetpy.train.loop.get_dataset", spy)
+    monkeypatch.setattr("convnetpy.train.recipe.get_dataset", spy)  # prepare_data reads it
     cfg.update(out=str(tmp_path / "runs"), progress=False, max_steps=1, epochs=1,
                batch_size=8, augment=[])
     r = fit(config=TrainConfig.from_dict(cfg), log=lambda line: None)

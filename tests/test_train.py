@@ -36,8 +36,8 @@ def test_fit_learns_and_writes_the_run_folder(tmp_path):
     run = tmp_path / os.path.basename(r["run_dir"])
     assert r["status"] == "completed" and r["val_acc"] > 0.9  # 4 classes: chance is 0.25
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.json",
-                                                     "curves.png", "metrics.jsonl",
-                                                     "summary.txt"]
+                                                     "curves.png", "health.jsonl",
+                                                     "metrics.jsonl", "summary.txt"]
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
     assert json.loads((run / "config.json").read_text())["model"] == "lenet5"

@@ -190,27 +190,35 @@ class Tracer:
             row.conv["reduction"] = (cin, cout)
 
 
-def trace(model: Module, input_size: tuple[int, ...], dtype: Any = np.float32) -> Tracer:
-    """Run ``model`` once on zeros of shape (1, *input_size[1:]) in evaluation mode, without
-    computing any convolution; return the tracer with one Row per module called, its
-    counts at batch size ``input_size[0]``."""
-    tracer = Tracer(model, int(input_size[0]))
+def run_traced(model: Module, x: Tensor, tracer) -> Any:
+    """``model(x)`` in evaluation mode without a graph, with ``tracer`` as the autograd
+    tracer (``autograd.set_tracer``: it sees every Function) and its ``pre(module, inputs)``
+    and ``post(module, inputs, output)`` hooked on every module; the model's modes, its
+    hooks and the tracer before are put back. Returns the output."""
     modes = [(m, m.training) for m in model.modules()]
     handles = []
     for m in model.modules():
         handles.append(m.register_forward_pre_hook(tracer.pre))
         handles.append(m.register_forward_hook(tracer.post))
-    x = Tensor(np.zeros((1,) + tuple(input_size[1:]), dtype=dtype))
-    tracer._marks[id(x)] = (weakref.ref(x), Mark(batched=True))
     prev = set_tracer(tracer)
     try:
         model.eval()
         with no_grad():
-            model(x)
+            return model(x)
     finally:
         set_tracer(prev)
         for h in handles:
             h.remove()
         for m, mode in modes:
             object.__setattr__(m, "training", mode)
+
+
+def trace(model: Module, input_size: tuple[int, ...], dtype: Any = np.float32) -> Tracer:
+    """Run ``model`` once on zeros of shape (1, *input_size[1:]) in evaluation mode, without
+    computing any convolution; return the tracer with one Row per module called, its
+    counts at batch size ``input_size[0]``."""
+    tracer = Tracer(model, int(input_size[0]))
+    x = Tensor(np.zeros((1,) + tuple(input_size[1:]), dtype=dtype))
+    tracer._marks[id(x)] = (weakref.ref(x), Mark(batched=True))
+    run_traced(model, x, tracer)
     return tracer

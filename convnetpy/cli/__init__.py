@@ -14,7 +14,8 @@ import sys
 COMMANDS = {
     "demo": "demo", "summary": "summary", "calc": "calc", "models": "models", "info": "info",
     "train": "train", "eval": "eval", "predict": "predict", "dashboard": "dashboard",
-    "viz": "viz",
+    "viz": "viz", "explain": "explain", "visualize-class": "visualize_class", "fool": "fool",
+    "lr-find": "lr_find", "report": "report",
 }
 
 

@@ -101,3 +101,27 @@ def run_split(spec: str | None, split: str | None, cfg, meta: dict):
     else:
         what = f"the {split} split of {source}"
     return ds, what
+
+
+def class_indices(names: list[str], classes: list[str], option: str = "--class") -> list[int]:
+    """Classes named on the command line by name or index, in the order given, each once
+    ('all': every class); an unknown one raises ValueError listing the classes."""
+    out: list[int] = []
+    for name in names:
+        if name == "all":
+            out += range(len(classes))
+        elif name in classes:
+            out.append(classes.index(name))
+        elif name.isdigit() and int(name) < len(classes):
+            out.append(int(name))
+        else:
+            raise ValueError(f"{option} {name!r} is not a class of this model; the classes are "
+                             f"{', '.join(classes)} (or an index 0..{len(classes) - 1})")
+    return list(dict.fromkeys(out))
+
+
+def class_index(name: str, classes: list[str], option: str = "--target") -> int:
+    """One class named on the command line by name or index (not 'all')."""
+    if name == "all":
+        raise ValueError(f"{option} takes one class, not 'all'")
+    return class_indices([name], classes, option)[0]

@@ -57,23 +57,8 @@ def run(args) -> int:
 
 
 def confusion_png(conf: np.ndarray, classes, path: Path) -> None:
-    """The confusion matrix as a PNG: rows true classes, shaded by row share."""
-    from PIL import Image, ImageDraw
+    """The confusion matrix as a PNG (viz.plots.confusion_figure): rows true classes,
+    coloured by row share, each cell its count and row percentage."""
+    from ..viz.plots import confusion_figure, save_figure
 
-    from ..viz.render import save_png
-
-    k, cell, pad = len(classes), 40, 90
-    img = Image.new("RGB", (pad + k * cell + 10, pad + k * cell + 10), "white")
-    d = ImageDraw.Draw(img)
-    norm = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
-    for i in range(k):
-        d.text((4, pad + i * cell + 14), str(classes[i])[:12], fill=(0, 0, 0))
-        d.text((pad + i * cell + 2, pad - 20), str(classes[i])[:6], fill=(0, 0, 0))
-        for j in range(k):
-            shade = int(255 * (1 - norm[i, j]))
-            box = [pad + j * cell, pad + i * cell, pad + (j + 1) * cell - 1,
-                   pad + (i + 1) * cell - 1]
-            d.rectangle(box, fill=(shade, shade, 255))
-            d.text((box[0] + 4, box[1] + 14), str(conf[i, j]),
-                   fill=(0, 0, 0) if shade > 120 else (255, 255, 255))
-    save_png(img, path)
+    save_figure(confusion_figure(conf, classes), path)

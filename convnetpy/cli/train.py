@@ -7,7 +7,14 @@ import json
 HELP = "train a model (no options: LeNet-5 on the bundled digits, about a minute)"
 
 
-def add_arguments(p) -> None:
+# the recipe options a run's TrainConfig takes from the command line (besides --set)
+RECIPE_OPTIONS = ("model", "data", "epochs", "batch_size", "lr", "out")
+
+
+def add_recipe_arguments(p, training: bool = True) -> None:
+    """The options that describe a run, shared by ``train`` and ``lr-find``: --preset,
+    --model, --data, --batch-size, --out and --set; with ``training`` also --epochs, --lr
+    and --resume (lr-find sweeps the rate, trains no epochs and starts nothing again)."""
     from ..train.config import PRESETS
 
     p.add_argument("--preset", help="a named recipe: " + ", ".join(
@@ -15,14 +22,22 @@ def add_arguments(p) -> None:
     p.add_argument("--model", help="a zoo name (convnetpy models)")
     p.add_argument("--data", help="digits | mnist[:PATH] | cifar10[:PATH] | folder:PATH | "
                                   "synthetic[:N]")
-    p.add_argument("--epochs", type=int)
+    if training:
+        p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, dest="batch_size")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--out", help="parent folder of the run folders (default runs/)")
-    p.add_argument("--resume", metavar="RUN_OR_CKPT",
-                   help="continue a run exactly from its newest checkpoint")
+    if training:
+        p.add_argument("--lr", type=float)
+    p.add_argument("--out", help="parent folder of the run folders (default runs/)" if training
+                   else "parent folder of the lr-find-<time> folder (default runs/)")
+    if training:
+        p.add_argument("--resume", metavar="RUN_OR_CKPT",
+                       help="continue a run exactly from its newest checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any TrainConfig field, e.g. --set augment='[\"crop\",\"flip\"]'")
+
+
+def add_arguments(p) -> None:
+    add_recipe_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--distributed", choices=("auto", "none", "mpi"),
                    help="several processes: auto (default; data-parallel over MPI when "
@@ -43,15 +58,33 @@ def _parse_value(text: str):
         return text
 
 
-def run(args) -> int:
-    from ..train import TrainConfig, fit, preset
-
+def set_values(args) -> dict:
+    """The ``--set KEY=VALUE`` pairs as a dict (values read as JSON, else as text)."""
     sets = {}
     for item in args.set:
         key, sep, val = item.partition("=")
         if not sep:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         sets[key.strip().replace("-", "_")] = _parse_value(val)
+    return sets
+
+
+def config_from_args(args, sets: dict | None = None):
+    """The TrainConfig the options describe: the preset (default digits-lenet5), the
+    recipe options given, then ``sets`` (default: the --set pairs) over them."""
+    from ..train import TrainConfig, preset
+
+    values = preset(args.preset or "digits-lenet5")
+    for key in RECIPE_OPTIONS:
+        if getattr(args, key, None) is not None:
+            values[key] = getattr(args, key)
+    return TrainConfig.from_dict({**values, **(set_values(args) if sets is None else sets)})
+
+
+def run(args) -> int:
+    from ..train import fit
+
+    sets = set_values(args)
     if args.quiet:
         sets["progress"] = False
     if args.distributed:
@@ -62,18 +95,13 @@ def run(args) -> int:
 
         watch = watcher(args.host, args.port, args.allow_remote)
     if args.resume:
-        given = [k for k in ("preset", "model", "data", "epochs", "batch_size", "lr", "out")
-                 if getattr(args, k) is not None]
+        given = [k for k in ("preset",) + RECIPE_OPTIONS if getattr(args, k) is not None]
         if given:
             raise ValueError("--resume continues a run with its own settings; drop "
                              + ", ".join("--" + k.replace("_", "-") for k in given))
         result = fit(resume=args.resume, overrides=sets, watch=watch)
     else:
-        values = preset(args.preset or "digits-lenet5")
-        for key in ("model", "data", "epochs", "batch_size", "lr", "out"):
-            if getattr(args, key) is not None:
-                values[key] = getattr(args, key)
-        result = fit(config=TrainConfig.from_dict({**values, **sets}), watch=watch)
+        result = fit(config=config_from_args(args, sets), watch=watch)
     if result["rank"] != 0:
         return 0  # rank 0 reports for the run
     acc = result["val_acc"]

@@ -1,4 +1,5 @@
-"""``convnetpy viz filters|activations|curves|confusion``: PNG pictures for a report."""
+"""``convnetpy viz filters|activations|curves|confusion|embedding|neighbours``: PNG pictures
+for a report."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "write PNG pictures: filters, activations, curves, confusion matrix"
+HELP = ("write PNG pictures: filters, activations, curves, confusion matrix, feature-space "
+        "embedding, nearest neighbours")
 
 
 def add_arguments(v) -> None:
     vs = v.add_subparsers(dest="what", required=True, metavar="{filters,activations,curves,"
-                                                               "confusion}")
+                                                               "confusion,embedding,neighbours}")
     f = vs.add_parser("filters", help="every conv layer's filters (the first as RGB patches)")
     f.add_argument("checkpoint", help="a run folder or checkpoint folder")
     f.add_argument("--layer", help="only this layer (its path, e.g. features.0)")
@@ -32,11 +34,31 @@ def add_arguments(v) -> None:
     m.add_argument("--split", choices=("test", "train", "val"),
                    help="as for eval: test by default with --data, else the run's val split")
     m.add_argument("--out", default="confusion.png")
+    e = vs.add_parser("embedding", help="the penultimate features of images in 2-D, by class")
+    e.add_argument("checkpoint")
+    e.add_argument("--data", help="the data (default: the run's)")
+    e.add_argument("--split", choices=("test", "train", "val"),
+                   help="as for eval: test by default with --data, else the run's val split")
+    e.add_argument("--method", choices=("pca", "tsne"), default="pca",
+                   help="pca (default) or tsne (the extra convnetpy[tsne])")
+    e.add_argument("--limit", type=int, default=2000,
+                   help="the first N images of the split (default 2000; 0: all)")
+    e.add_argument("--out", default="embedding.png")
+    n = vs.add_parser("neighbours", help="the training images nearest to an image in feature "
+                                         "space (penultimate features, cosine)")
+    n.add_argument("checkpoint")
+    n.add_argument("image", help="a JPEG or PNG file")
+    n.add_argument("--data", help="the training data (default: the run's)")
+    n.add_argument("-k", type=int, default=8, help="how many neighbours (default 8)")
+    n.add_argument("--limit", type=int, default=0,
+                   help="search the first N training images only (default 0: all)")
+    n.add_argument("--out", default="neighbours.png")
 
 
 def run(args) -> int:
     return {"filters": _filters, "activations": _activations, "curves": _curves,
-            "confusion": _confusion}[args.what](args)
+            "confusion": _confusion, "embedding": _embedding,
+            "neighbours": _neighbours}[args.what](args)
 
 
 def _filters(args) -> int:
@@ -117,3 +139,61 @@ def _confusion(args) -> int:
 
     return eval_command.run(argparse.Namespace(checkpoint=args.checkpoint, data=args.data,
                                                split=args.split, tta=None, png=args.out))
+
+
+def _split_features(args, split: str | None, limit: int):
+    """(trained run, dataset, what it is, its first ``limit`` images' penultimate features)."""
+    from ..data import DataLoader
+    from ..train import load_trained, transforms_for
+    from ..viz.feature_space import features
+    from .common import run_split
+
+    if limit < 0:
+        raise ValueError(f"--limit must be 0 (all) or more, got {limit}")
+    trained = load_trained(args.checkpoint)
+    ds, what = run_split(args.data, split, trained.config, trained.checkpoint.meta)
+    if limit and limit < len(ds):
+        ds, what = ds.subset(np.arange(limit)), f"the first {limit} images of {what}"
+    tf = transforms_for(trained.config, ds.image_shape, trained.checkpoint.meta["mean"],
+                        trained.checkpoint.meta["std"], False)
+    feats = np.concatenate([features(trained.model, x) for x, _ in
+                            DataLoader(ds, 256, transform=tf).batches(0)])
+    return trained, ds, what, feats
+
+
+def _embedding(args) -> int:
+    from ..viz import plots
+    from ..viz.feature_space import embed
+
+    trained, ds, what, feats = _split_features(args, args.split, args.limit)
+    points = embed(feats, args.method)
+    method = {"pca": "PCA", "tsne": "t-SNE"}[args.method]
+    fig = plots.embedding_figure(points, np.asarray(ds.labels), trained.checkpoint.meta["classes"],
+                                 title=f"{method} of the penultimate features "
+                                       f"({feats.shape[1]}) of {len(ds)} images")
+    plots.save_figure(fig, args.out)
+    print(f"wrote {args.out} ({method} of {what})")
+    return 0
+
+
+def _neighbours(args) -> int:
+    from ..viz import render
+    from ..viz.feature_space import features, nearest_neighbours
+    from .common import image_input
+
+    if args.k < 1:
+        raise ValueError(f"-k must be at least 1, got {args.k}")
+    trained, ds, what, bank = _split_features(args, "train", args.limit)
+    pixels, x = image_input(args.image, trained.checkpoint.meta)
+    idx, dist = nearest_neighbours(features(trained.model, x), bank, k=min(args.k, len(ds)))
+    classes = trained.checkpoint.meta["classes"]
+    scale = render.scale_for(*pixels.shape[1:], 96)
+    parts = [(f"query {Path(args.image).name}", render.pixels_image(pixels, scale))]
+    parts += [(f"#{i}: {classes[ds.labels[i]]}, d {d:.3f}",
+               render.pixels_image(ds.images[i], scale)) for i, d in zip(idx[0], dist[0])]
+    render.save_png(render.montage(parts, columns=5), args.out)
+    print(f"wrote {args.out} (the {len(idx[0])} nearest of {what} by cosine distance of the "
+          f"penultimate features)")
+    for i, d in zip(idx[0], dist[0]):
+        print(f"  #{i} class {classes[ds.labels[i]]} distance {d:.4f}")
+    return 0

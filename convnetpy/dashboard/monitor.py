@@ -44,6 +44,8 @@ class Monitor:
         self.view_lock = threading.RLock()  # the viewer model and the last probe
         self.layers: list = []  # the last probe (viz.probe.LayerProbe), for unit queries
         self.history: list[dict] = []
+        self.health: dict | None = None  # the latest health record, as on_health keeps it
+        self.health_warnings: list[dict] = []
         self.steps: deque = deque(maxlen=5000)
         self.status = "starting"
         self.lr: float | None = None
@@ -65,6 +67,9 @@ class Monitor:
         self._last_cost = 0.0  # the last snapshot's duration
         self._watched = -float("inf")  # when a page last asked for something
         self.trace_rows: dict | None = None  # the model's shape pass, made once
+        self._class_images: dict | None = None  # the last class images, with their step
+        self._class_lock = threading.Lock()
+        self._diagram: str | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="convnetpy-view")
         self._thread.start()
 
@@ -88,6 +93,27 @@ class Monitor:
             # for OpenBLAS (seen: 13-21% slower steps with a page open, for ~4% of CPU)
             self._snapshot((step, [p.data for p in self._params + self._buffers],
                             [None if p.grad is None else p.grad.data for p in self._params]))
+
+    def on_health(self, record: dict | None, warnings: list[dict],
+                  init: dict | None = None) -> None:
+        """The training-health monitor's latest record, all its warnings and the first
+        step's loss against ln(classes) (``init``; train.health): kept as the page shows
+        them, per layer, without the histograms."""
+        summary = None
+        if record is not None:
+            summary = {
+                "step": record["step"], "loss": record["loss"], "init": init,
+                "layers": [{"layer": k, "ratio": v["ratio"], "grad_norm": v["grad_norm"],
+                            "param_norm": v["param_norm"]}
+                           for k, v in record["layers"].items()],
+                "activations": [{"layer": k, "type": a["type"], "dead": a["dead"],
+                                 "mean": a["mean"], "std": a["std"]}
+                                for k, a in record["activations"].items()]}
+        with self.lock:
+            if summary is not None:
+                self.health = summary
+            self.health_warnings = [{"step": w["step"], "message": w["message"]}
+                                    for w in warnings]
 
     def offer_weights(self, step: int) -> None:
         """Copy the weights and gradients for the background thread."""
@@ -165,6 +191,32 @@ class Monitor:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
 
+    def diagram(self) -> str:
+        """The architecture diagram (viz.diagram, SVG text), drawn once: the architecture
+        does not change during a run."""
+        from ..viz.diagram import diagram_svg
+
+        with self.view_lock:
+            if self._diagram is None:
+                self._diagram = diagram_svg(self._viewer, tuple(self.meta["input_shape"]))
+            return self._diagram
+
+    def class_images(self) -> dict[str, Any]:
+        """The class images (snapshot.class_images) of the viewer's weights, made once per
+        step of those weights, on a copy of the viewer: the seconds of gradient ascent hold
+        up neither the snapshots nor the training steps that wait for them."""
+        from .snapshot import class_images
+
+        with self._class_lock:  # one at a time; a second request waits for the first's
+            with self.view_lock:
+                step, cached = self._step, self._class_images
+                if cached is not None and cached["step"] == step:
+                    return cached
+                model = copy.deepcopy(self._viewer)
+            cached = dict(class_images(self, model), step=step)
+            self._class_images = cached
+            return cached
+
     # ----- the background thread -----
     def normalise(self, pixels: np.ndarray) -> np.ndarray:
         mean = np.asarray(self.meta["mean"], dtype=np.float32).reshape(-1, 1, 1)
@@ -227,4 +279,5 @@ def state(monitor: Monitor, since: int = 0) -> dict[str, Any]:
         steps = [s for s in monitor.steps if s["step"] > since]
         return {"status": monitor.status, "paused": monitor.paused, "lr": monitor.lr,
                 "history": list(monitor.history), "steps": steps[-1000:],
-                "version": monitor.version, "classes": monitor.classes}
+                "version": monitor.version, "classes": monitor.classes,
+                "health": monitor.health, "health_warnings": list(monitor.health_warnings)}

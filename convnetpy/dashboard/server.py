@@ -109,6 +109,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(snap or {"version": 0, "pending": True})
         if path == "/api/unit":
             return self._unit(q)
+        if path == "/diagram.svg":
+            return self._send(200, m.diagram().encode(), "image/svg+xml; charset=utf-8")
         if path == "/api/events":
             return self._events()
         return self._error(404, "not found")
@@ -121,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(403, "unexpected Host header")
         url = urlsplit(self.path)
         q = parse_qs(url.query)
-        if url.path not in ("/api/control", "/api/upload"):
+        if url.path not in ("/api/control", "/api/upload", "/api/class_images"):
             return self._error(404, "not found")
         if not self._token_ok(q):
             return self._error(403, "missing or wrong token (use the URL printed at start)")
@@ -145,6 +147,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         if url.path == "/api/control":
             return self._control(body)
+        if url.path == "/api/class_images":
+            return self._class_images()
         return self._upload(body)
 
     # ----- endpoints -----
@@ -177,6 +181,12 @@ class Handler(BaseHTTPRequestHandler):
         top = [{"class": m.classes[i], "p": float(probs[i])} for i in np.argsort(-probs)[:5]]
         m.set_example(pixels, "uploaded image")
         return self._json({"top": top})
+
+    def _class_images(self) -> None:
+        try:  # seconds of work: a POST with the token, so that no other page can ask for it
+            return self._json(self.server.monitor.class_images())
+        except Exception as e:  # noqa: BLE001 - the page shows why, the server goes on
+            return self._error(500, f"the class images failed: {type(e).__name__}: {e}")
 
     def _unit(self, q: dict) -> None:
         from ..viz.probe import explain_unit

@@ -3,29 +3,24 @@ example, and predictions on a grid of validation images. Pictures travel as PNG 
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any
 
 import numpy as np
 
+from ..nn.conv import Conv2d
+from ..viz import attribution, render
 from ..viz import probe as vprobe
-from ..viz import render
 
 MAX_MAPS = 32  # channels drawn per layer (and filters per conv layer)
 MAX_FILTER_CHANNELS = 16  # input channels drawn per filter of a deeper conv layer
 
 
 def data_url(img) -> str:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)  # 3x faster than the default; small maps
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return render.data_url(render.png_bytes(img, compress_level=1))  # small maps: fast
 
 
 def _pixels_image(pixels: np.ndarray, size: int = 96):
-    h, w = pixels.shape[1:]
-    rgb = pixels if pixels.shape[0] == 3 else np.repeat(pixels[:1], 3, axis=0)
-    return render.grid(rgb[None], render.scale_for(h, w, size), rgb=True)
+    return render.pixels_image(pixels, render.scale_for(*pixels.shape[1:], size))
 
 
 def _maps(a: np.ndarray) -> np.ndarray | None:
@@ -40,6 +35,48 @@ def _maps(a: np.ndarray) -> np.ndarray | None:
         flat[: a.size] = a
         return flat.reshape(1, rows, cols)
     return None
+
+
+def explanations(model, pixels: np.ndarray, x: np.ndarray, target: int,
+                 conv_layer: str | None) -> dict[str, Any]:
+    """Why the model picks ``target`` for this example: the saliency map and Grad-CAM on
+    ``conv_layer`` (the last conv layer the probe saw run) as heat maps over the image,
+    upscaled like the example; without a conv layer Grad-CAM says why instead."""
+    h, w = pixels.shape[1:]
+    scale = render.scale_for(h, w, 96)
+    heats = {"saliency": attribution.saliency(model, x[None], target)[0]}
+    if conv_layer is None:
+        out: dict[str, Any] = {"gradcam": {"error": "Grad-CAM needs a conv layer; this "
+                                                    "model has none"}}
+    else:
+        out = {"gradcam": {"layer": conv_layer}}
+        try:
+            heats["gradcam"] = attribution.grad_cam(model, x[None], target,
+                                                    layer=conv_layer)[0]
+        except ValueError as e:  # shown in its place; the rest of the snapshot stands
+            out["gradcam"]["error"] = str(e)
+    for key, heat in heats.items():
+        img = render.overlay(pixels, heat)
+        img = img.resize((w * scale, h * scale), resample=0)  # nearest: pixels stay visible
+        out.setdefault(key, {}).update(image=data_url(img), max=float(np.abs(heat).max()))
+    return out
+
+
+CLASS_IMAGE_STEPS = 100  # ascent steps per class image on the page (a few seconds on a CPU)
+
+
+def class_images(monitor, model, steps: int = CLASS_IMAGE_STEPS) -> dict[str, Any]:
+    """What each class looks like to ``model`` now: one ``viz.class_image`` per class (all
+    classes in one batch), as pictures upscaled like the examples, with the final score
+    and probability of the class."""
+    from ..viz.synthesis import class_image
+
+    shape = tuple(monitor.meta["input_shape"])
+    made = class_image(model, list(range(len(monitor.classes))), shape, steps=steps,
+                       mean=monitor.meta["mean"], std=monitor.meta["std"])
+    return {"steps": steps, "images": [
+        {"class": monitor.classes[c.target], "image": data_url(_pixels_image(c.pixels)),
+         "score": c.score, "p": c.probability} for c in made]}
 
 
 def layer_info(lp: vprobe.LayerProbe) -> dict[str, Any]:
@@ -89,10 +126,13 @@ def build_snapshot(monitor, model, example) -> tuple[dict[str, Any], list]:
         monitor.trace_rows = trace(model, (1,) + x.shape, x.dtype).rows
     layers = vprobe.probe(model, x, rows=monitor.trace_rows)
     probs = monitor.predict(pixels[None])[0]
+    convs = [lp.path for lp in layers if isinstance(lp.module, Conv2d)]
     top = [{"class": monitor.classes[i], "p": float(probs[i])} for i in np.argsort(-probs)[:3]]
     snap: dict[str, Any] = {
         "example": {"name": name, "image": data_url(_pixels_image(pixels)), "top": top,
                     "size": list(pixels.shape[1:])},
+        "explain": dict(explanations(model, pixels, x, int(np.argmax(probs)), convs[-1]
+                                     if convs else None), target=top[0]["class"]),
         "layers": [layer_info(lp) for lp in layers],
     }
     if monitor.examples is not None and len(monitor.examples):

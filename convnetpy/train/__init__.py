@@ -1,6 +1,7 @@
 """Training: ``TrainConfig`` and the presets, ``fit()`` (the loop, loop.py) composed of
-callbacks (callbacks.py) over a ``RunState`` (state.py), ``evaluate()``, and
-``load_trained()`` for a model back from its checkpoint.
+callbacks (callbacks.py) over a ``RunState`` (state.py), ``evaluate()``,
+``load_trained()`` for a model back from its checkpoint, and the training-health records
+(``HealthMonitor``, ``read_health``; health.py).
 
 >>> from convnetpy.train import TrainConfig
 >>> TrainConfig(epochs=0)
@@ -23,6 +24,7 @@ from .callbacks import (
                         default_callbacks,
 )
 from .config import PRESETS, TrainConfig, preset
+from .health import HealthMonitor, read_health
 from .loop import TrainingError, evaluate, fit, train_one_epoch
 from .recipe import Trained, load_trained, transforms_for
 from .state import RunState
@@ -30,4 +32,5 @@ from .state import RunState
 __all__ = ["TrainConfig", "fit", "evaluate", "train_one_epoch", "TrainingError", "PRESETS",
            "preset", "RunState", "Callback", "Checkpointing", "DashboardMonitor",
            "EarlyStopping", "EpochLog", "Interrupt", "LRSchedule", "Progress", "RunLimits",
-           "StepLog", "default_callbacks", "load_trained", "Trained", "transforms_for"]
+           "StepLog", "default_callbacks", "load_trained", "Trained", "transforms_for",
+           "HealthMonitor", "read_health"]

@@ -20,22 +20,10 @@ from typing import Callable
 from ..io import checkpoint as ckpt_mod
 from ..random import get_rng_state
 from . import report
-from .state import RunState
+from .health import HealthMonitor
+from .state import Callback, RunState
 
-
-class Callback:
-    """Base class: every hook does nothing until overridden."""
-
-    def on_train_begin(self, state: RunState) -> None: ...
-
-    def on_epoch_begin(self, state: RunState) -> None: ...
-
-    def on_step_end(self, state: RunState) -> None: ...
-
-    def on_epoch_end(self, state: RunState) -> None: ...
-
-    def on_train_end(self, state: RunState) -> None:
-        """Called last, also when the run failed (``state.status == "failed"``)."""
+__all__ = ["Callback"]  # defined in state.py, where health/ can import it too
 
 
 class LRSchedule(Callback):
@@ -49,12 +37,14 @@ class LRSchedule(Callback):
 
 class DashboardMonitor(Callback):
     """Shows the run live: ``watch(model, meta, val_dataset, summary_text, recipe)`` returns a
-    monitor (``convnetpy.dashboard.Monitor``) that sees every step and epoch, may pause the
-    run (a pause counts in no rate or limit) or set the learning rate (which turns the
-    schedule off from that step on, and is logged)."""
+    monitor (``convnetpy.dashboard.Monitor``) that sees every step and epoch, and the
+    ``health`` monitor's records and warnings as they come; it may pause the run (a pause
+    counts in no rate or limit) or set the learning rate (which turns the schedule off from
+    that step on, and is logged)."""
 
-    def __init__(self, watch: Callable) -> None:
-        self.watch, self.monitor = watch, None
+    def __init__(self, watch: Callable, health: HealthMonitor | None = None) -> None:
+        self.watch, self.monitor, self.health = watch, None, health
+        self.shown = (0, 0)  # the health records and warnings the monitor has
 
     def on_train_begin(self, state: RunState) -> None:
         path = state.run_dir / "summary.txt"
@@ -67,6 +57,12 @@ class DashboardMonitor(Callback):
             return
         m.on_step(state.step, state.loss, state.correct / state.batch_size, state.lr,
                   state.step_seconds, state.batch_size)
+        h = self.health
+        if h is not None and (len(h.records), len(h.warnings)) != self.shown:
+            self.shown = (len(h.records), len(h.warnings))
+            first = h.records[0] if h.records else {}
+            m.on_health(h.records[-1] if h.records else None, list(h.warnings),
+                        first.get("init"))
         state.exclude(m.wait_if_paused())
         new_lr = m.take_lr()
         if new_lr is not None:
@@ -94,7 +90,8 @@ class Progress(Callback):
     def on_epoch_begin(self, state: RunState) -> None:
         cfg = state.config
         self.bar = report.ProgressBar(state.steps_per_epoch, f"epoch {state.epoch + 1}/"
-                                      f"{cfg.epochs}", cfg.progress)
+                                      f"{cfg.epochs}", cfg.progress,
+                                      initial=state.batch)  # a resumed epoch goes on
 
     def on_step_end(self, state: RunState) -> None:
         self.bar.update(state.batch, state.loss)
@@ -235,16 +232,20 @@ class EarlyStopping(Callback):
 def default_callbacks(cfg, watch: Callable | None = None,
                       writer: bool = True) -> list[Callback]:
     """The callbacks a TrainConfig asks for, in the order they run: the schedule first (a
-    step's rate), then the dashboard (which may pause or set the rate), the progress bar
-    and step log, what may stop the run (Ctrl-C before the limits: its status wins), the
-    checkpoints, the epoch log and early stopping. Without ``writer`` (the ranks but 0 of
-    a data-parallel run) only those that steer the run: no output, no files."""
+    step's rate), then the dashboard (which may pause or set the rate), the health records
+    (``health_every``: health.py), the progress bar and step log, what may stop the run
+    (Ctrl-C before the limits: its status wins), the checkpoints, the epoch log and early
+    stopping. Without ``writer`` (the ranks but 0 of a data-parallel run) only those that
+    steer the run: no output, no files."""
     if not writer:
         cbs = [LRSchedule(), Interrupt(), RunLimits(cfg.max_steps, cfg.time_limit)]
         return cbs + ([EarlyStopping(cfg.early_stopping)] if cfg.early_stopping else [])
     cbs: list[Callback] = [LRSchedule()]
+    health = HealthMonitor(cfg.health_every) if cfg.health_every else None
     if watch is not None:
-        cbs.append(DashboardMonitor(watch))
+        cbs.append(DashboardMonitor(watch, health))
+    if health is not None:  # after what sets the rate: it records the next step's
+        cbs.append(health)
     cbs.append(Progress())
     if cfg.log_steps:
         cbs.append(StepLog())

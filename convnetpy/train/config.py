@@ -55,6 +55,10 @@ class TrainConfig:
     run_id: str = ""               # the run folder's name (default: time stamp + model)
     progress: bool = True          # a progress bar on a terminal
     log_steps: bool = False        # print one line per step (machine-readable, for tests)
+    # steps between training-health records in run_dir/health.jsonl (update/param ratios,
+    # gradient norms, dead ReLUs, histograms, warnings; train/health.py), and step 1; 0: off.
+    # 50 costs under 1% of the step time (benchmarks/health_overhead.py)
+    health_every: int = 50
     # several processes: auto (MPI when mpiexec started more than one) | none | mpi
     distributed: str = "auto"
     sync_batchnorm: bool = False   # several processes: batch norm statistics over all of them
@@ -106,7 +110,7 @@ class TrainConfig:
         need(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got "
              f"{self.val_fraction}")
         for name in ("early_stopping", "checkpoint_every", "max_steps", "crop_padding",
-                     "cutout"):
+                     "cutout", "health_every"):
             need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         need(self.time_limit >= 0, f"time_limit must be >= 0, got {self.time_limit}")
         need(isinstance(self.model_kwargs, dict), "model_kwargs must be a mapping")

@@ -34,11 +34,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import functional as F
-from ..analysis import check, summary
+from ..analysis import summary
 from ..autograd import no_grad
-from ..data import DataLoader, DistributedSampler, get_dataset
+from ..data import DataLoader, DistributedSampler
 from ..data.dataset import ArrayDataset
 from ..io import checkpoint as ckpt_mod
+from ..io.files import write_atomic
 from ..nn.tta import TTA
 from ..nn.utils import clip_grad_norm_
 from ..random import manual_seed
@@ -48,14 +49,14 @@ from .callbacks import Callback, default_callbacks
 from .config import TrainConfig
 from .parallel import RankSync, fail_everywhere, reduce_sums, shard, world_for, wrap
 from .recipe import (
-    build_model,
-    channel_stats,
-    initialise,
     make_optimizer,
     make_scheduler,
     new_run_dir,
+    prepare_data,
+    prepare_model,
     transforms_for,
 )
+from .recipe import train_loader as make_train_loader
 from .state import RunState, new_sums
 
 
@@ -63,13 +64,15 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, gradient or weight)."""
 
 
-def evaluate(model, loader: DataLoader, num_classes: int, world=None) -> dict[str, Any]:
+def evaluate(model, loader: DataLoader, num_classes: int, world=None,
+             probabilities: bool = False) -> dict[str, Any]:
     """Mean cross-entropy, accuracy, per-class accuracy and the confusion matrix
     (rows: true class, columns: predicted); with a ``world`` of several ranks, each
-    evaluates its loader and the sums are added over all of them."""
+    evaluates its loader and the sums are added over all of them. ``probabilities``: also
+    each image's softmax output ("probs", (N, classes), in the loader's order, this rank's)."""
     model.eval()
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
-    loss_sum, n = 0.0, 0
+    loss_sum, n, probs = 0.0, 0, []
     with no_grad():
         for x, y in loader.batches(0):
             out = model(Tensor(x))
@@ -77,13 +80,18 @@ def evaluate(model, loader: DataLoader, num_classes: int, world=None) -> dict[st
             pred = out.numpy().argmax(axis=1)
             np.add.at(conf, (y, pred), 1)
             n += len(y)
+            if probabilities:
+                probs.append(F.softmax(out, dim=1).numpy())
     if world is not None and world.size > 1:
         conf = world.all_reduce(conf)
         loss_sum, n = reduce_sums(world, loss_sum, n)
         n = int(n)
     per_class = np.diag(conf) / np.maximum(conf.sum(axis=1), 1)
-    return {"loss": loss_sum / max(n, 1), "acc": float(np.trace(conf)) / max(n, 1),
-            "per_class": per_class.tolist(), "confusion": conf.tolist(), "n": n}
+    out = {"loss": loss_sum / max(n, 1), "acc": float(np.trace(conf)) / max(n, 1),
+           "per_class": per_class.tolist(), "confusion": conf.tolist(), "n": n}
+    if probabilities:
+        out["probs"] = np.concatenate(probs) if probs else np.zeros((0, num_classes))
+    return out
 
 
 def _step_seed(seed: int, epoch: int, batch: int, rank: int | None = None) -> int:
@@ -171,15 +179,9 @@ def _finish_epoch(state: RunState) -> None:
     state.epoch, state.batch, state.sums = state.epoch + 1, 0, new_sums()
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 # settings that steer a run without changing its result; a resumed run may change them
 RUN_CONTROL = {"max_steps", "time_limit", "checkpoint_every", "progress", "log_steps",
-               "distributed"}
+               "distributed", "health_every"}
 
 
 def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig | None = None,
@@ -192,10 +194,10 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
     status, history, best and last validation accuracy, the model and the config.
 
     ``resume`` (a run folder or checkpoint) continues a run exactly with its own recipe;
-    ``overrides`` may change only the run-control settings (max_steps, time_limit,
-    checkpoint_every, progress, log_steps, distributed). ``watch`` shows the run live (see
-    ``callbacks.DashboardMonitor``). ``fit(cfg)`` (a TrainConfig first) and ``dataset=``
-    still work as before.
+    ``overrides`` may change only the run-control settings (``RUN_CONTROL``: max_steps,
+    time_limit, checkpoint_every, progress, log_steps, distributed, health_every).
+    ``watch`` shows the run live (see ``callbacks.DashboardMonitor``). ``fit(cfg)`` (a
+    TrainConfig first) and ``dataset=`` still work as before.
     """
     if isinstance(model, TrainConfig):  # fit(cfg, ...), the older call
         model, config = None, model
@@ -223,11 +225,8 @@ def _train(model, data, cfg: TrainConfig, ck, callbacks: Sequence[Callback],
     writer = world.rank == 0  # only rank 0 writes files, logs and serves the dashboard
     if not writer:
         log, watch = (lambda line: None), None
-    ds = data if isinstance(data, ArrayDataset) else get_dataset(data or cfg.data,
-                                                                 cfg.image_size)
-    train_ds, val_ds = ds.split(cfg.val_fraction, cfg.seed)
-    mean, std = channel_stats(train_ds)
-    manual_seed(cfg.seed)
+    run_data = prepare_data(cfg, data)
+    ds, train_ds, val_ds, mean, std = run_data
     given = {}  # what the recipe cannot rebuild: a model object, a dataset object
     if model is not None:
         given["model"] = f"{type(model).__module__}.{type(model).__qualname__}"
@@ -240,18 +239,11 @@ def _train(model, data, cfg: TrainConfig, ck, callbacks: Sequence[Callback],
                              f"({first['model']}), not a zoo model; resume it from Python: "
                              f"fit(model, data, resume=...)")
         given = {**first, **given}
-    if model is None:
-        model = build_model(cfg, ds.num_classes, ds.image_shape[0])
-    check(model, (1,) + ds.image_shape)  # a shape mistake is reported before the first step
-    initialise(cfg, model, train_ds, mean, std)
+    model = prepare_model(cfg, run_data, model)
     sampler = None
     if world.size > 1:  # this rank's share of every epoch (the batch size is per rank)
         sampler = DistributedSampler(train_ds, world.size, world.rank, seed=cfg.seed)
-    shard_size = len(sampler) if sampler is not None else len(train_ds)
-    train_loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                              drop_last=shard_size > cfg.batch_size,
-                              transform=transforms_for(cfg, ds.image_shape, mean, std, True),
-                              sampler=sampler)
+    train_loader = make_train_loader(cfg, run_data, sampler)
     val_loader = DataLoader(shard(val_ds, world), max(cfg.batch_size, 256), shuffle=False,
                             transform=transforms_for(cfg, ds.image_shape, mean, std, False))
     train_model = wrap(model, cfg, world)
@@ -271,7 +263,7 @@ def _train(model, data, cfg: TrainConfig, ck, callbacks: Sequence[Callback],
         run_dir = None
         if writer:
             run_dir = new_run_dir(cfg)
-            _write_json(run_dir / "config.json", cfg.to_dict())
+            write_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
             (run_dir / "summary.txt").write_text(
                 summary(model, (cfg.batch_size,) + ds.image_shape,
                         optimizer="momentum").to_text() + "\n")

@@ -10,12 +10,57 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import models, optim
+from ..analysis import check
+from ..data import DataLoader, get_dataset
 from ..data import transforms as T
 from ..data.dataset import ArrayDataset
 from ..io import checkpoint as ckpt_mod
 from ..nn import BatchNorm1d, BatchNorm2d, Conv2d, SyncBatchNorm
 from ..nn import init as nn_init
+from ..random import manual_seed
 from .config import TrainConfig
+
+
+class TrainingData(NamedTuple):
+    """A run's data: the whole dataset, its training and validation splits, and the
+    training split's per-channel mean and std (what the run normalises with)."""
+    dataset: ArrayDataset
+    train: ArrayDataset
+    val: ArrayDataset
+    mean: list[float]
+    std: list[float]
+
+
+def prepare_data(cfg: TrainConfig, data: ArrayDataset | str | None = None) -> TrainingData:
+    """``data`` (a dataset, a ``--data`` spec, default the config's) split as the config
+    says, with the training split's channel statistics."""
+    ds = data if isinstance(data, ArrayDataset) else get_dataset(data or cfg.data,
+                                                                 cfg.image_size)
+    train_ds, val_ds = ds.split(cfg.val_fraction, cfg.seed)
+    return TrainingData(ds, train_ds, val_ds, *channel_stats(train_ds))
+
+
+def prepare_model(cfg: TrainConfig, data: TrainingData, model=None):
+    """The run's model as a run starts it: the generator seeded, ``model`` or the config's
+    zoo model built, its shapes checked on the data (a mistake is reported before the
+    first step) and initialised as the config says."""
+    manual_seed(cfg.seed)
+    ds = data.dataset
+    if model is None:
+        model = build_model(cfg, ds.num_classes, ds.image_shape[0])
+    check(model, (1,) + ds.image_shape)
+    initialise(cfg, model, data.train, data.mean, data.std)
+    return model
+
+
+def train_loader(cfg: TrainConfig, data: TrainingData, sampler=None) -> DataLoader:
+    """Batches of the training split, shuffled per epoch from the seed, augmented and
+    normalised (``sampler``: this process's share in a data-parallel run)."""
+    size = len(sampler) if sampler is not None else len(data.train)
+    return DataLoader(data.train, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                      drop_last=size > cfg.batch_size,
+                      transform=transforms_for(cfg, data.dataset.image_shape, data.mean,
+                                               data.std, True), sampler=sampler)
 
 
 def channel_stats(ds: ArrayDataset) -> tuple[list[float], list[float]]:

@@ -1,39 +1,48 @@
-"""What a run shows and writes: the progress bar, the fixed-width epoch line, metrics.jsonl
-and the PNG of the loss and accuracy curves."""
+"""What a run shows and writes: the progress bar (tqdm), the fixed-width epoch line,
+metrics.jsonl and the PNG of the loss and accuracy curves (matplotlib, viz.plots)."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 class ProgressBar:
-    """A one-line bar on a terminal (silent when output is not a terminal)."""
+    """The per-epoch progress bar, on tqdm: steps done/total, the loss, the rate (it/s) and
+    the time left (ETA); ``update(done, loss)`` takes the number of steps done so far.
 
-    def __init__(self, total: int, prefix: str, enabled: bool = True) -> None:
-        self.total, self.prefix = total, prefix
-        self.enabled = enabled and sys.stderr.isatty()
-        self.start, self.last = time.perf_counter(), 0.0
+    Shown only when ``enabled`` and the stream is a terminal (tqdm's ``disable=None`` rule,
+    the same rule as before tqdm), so logs and pipes get no control characters; in Jupyter
+    with ipywidgets it is a notebook widget (``tqdm.auto``; without ipywidgets tqdm falls
+    back to the text bar with a warning). ``file`` defaults to sys.stderr; ``initial`` is
+    the step an epoch resumes from, so the rate counts only the steps run here.
+
+    >>> import io
+    >>> out = io.StringIO()  # not a terminal: nothing is written
+    >>> bar = ProgressBar(10, "epoch 1/3", file=out)
+    >>> bar.update(4, 0.5); bar.close()
+    >>> out.getvalue(), bar.enabled
+    ('', False)
+    """
+
+    def __init__(self, total: int, prefix: str, enabled: bool = True, file: IO | None = None,
+                 initial: int = 0) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=prefix, initial=initial, unit="it", leave=False,
+                        file=file if file is not None else sys.stderr, mininterval=0.2,
+                        dynamic_ncols=True, disable=None if enabled else True)
+        self.enabled = not self.bar.disable
 
     def update(self, done: int, loss: float) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last < 0.2 and done < self.total):
-            return
-        self.last = now
-        width = 30
-        fill = int(width * done / max(self.total, 1))
-        rate = done / max(now - self.start, 1e-9)
-        sys.stderr.write(f"\r{self.prefix} [{'=' * fill}{' ' * (width - fill)}] {done}/"
-                         f"{self.total} loss {loss:.4f} {rate:.1f} it/s ")
-        sys.stderr.flush()
+        if self.enabled:
+            self.bar.postfix = f"loss={loss:.4f}"  # cheap: formatted only when tqdm prints
+            self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 100 + "\r")
-            sys.stderr.flush()
+        self.bar.close()
 
 
 def epoch_line(m: dict[str, Any], epochs: int) -> str:
@@ -49,40 +58,8 @@ def append_metrics(path: Path, record: dict[str, Any]) -> None:
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """Loss (left) and accuracy (right) per epoch, train and validation, as a PNG."""
-    from PIL import Image, ImageDraw
+    """Loss, accuracy and learning rate per epoch, train and validation, as a PNG (matplotlib,
+    see viz.plots.curves_figure); written atomically, so a reader never sees half a file."""
+    from ..viz.plots import curves_figure, save_figure
 
-    from ..viz.render import save_png
-
-    w, h, pad = 900, 360, 50
-    img = Image.new("RGB", (w, h), "white")
-    draw = ImageDraw.Draw(img)
-    epochs = [m["epoch"] for m in history]
-    panels = [("loss", ("loss", "val_loss")), ("accuracy", ("acc", "val_acc"))]
-    colors = {"loss": (31, 119, 180), "acc": (31, 119, 180), "val_loss": (214, 39, 40),
-              "val_acc": (214, 39, 40)}
-    for i, (title, keys) in enumerate(panels):
-        x0, x1 = pad + i * (w // 2), (i + 1) * (w // 2) - 20
-        y0, y1 = 30, h - pad
-        draw.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
-        vals = [m[k] for m in history for k in keys if m.get(k) is not None]
-        if not vals:
-            continue
-        lo, hi = min(vals), max(vals)
-        if hi - lo < 1e-12:
-            lo, hi = lo - 0.5, hi + 0.5
-        draw.text((x0, 8), f"{title}  (blue: train, red: validation)", fill=(0, 0, 0))
-        draw.text((4, y0), f"{hi:.3g}", fill=(0, 0, 0)) if i == 0 else draw.text(
-            (x0 - 45, y0), f"{hi:.3g}", fill=(0, 0, 0))
-        draw.text((x0 - 45 if i else 4, y1 - 10), f"{lo:.3g}", fill=(0, 0, 0))
-        draw.text((x1 - 60, y1 + 8), f"epoch {epochs[-1]}", fill=(0, 0, 0))
-        span = max(epochs[-1] - epochs[0], 1)
-        for k in keys:
-            pts = [(x0 + (m["epoch"] - epochs[0]) / span * (x1 - x0),
-                    y1 - (m[k] - lo) / (hi - lo) * (y1 - y0)) for m in history
-                   if m.get(k) is not None]
-            if len(pts) > 1:
-                draw.line(pts, fill=colors[k], width=2)
-            for px, py in pts:
-                draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colors[k])
-    save_png(img, path)
+    save_figure(curves_figure(history), path)

@@ -1,4 +1,6 @@
-"""The state of a run that the loop and its callbacks share (``RunState``)."""
+"""The state of a run that the loop and its callbacks share (``RunState``), and what a
+callback is (``Callback``: the hooks the loop calls with it; callbacks.py has the ones a
+config switches on)."""
 
 from __future__ import annotations
 
@@ -77,3 +79,18 @@ class RunState:
         """Leave ``seconds`` (a pause) out of the run's and the epoch's clocks."""
         self.started += seconds
         self.epoch_started += seconds
+
+
+class Callback:
+    """Base class: every hook does nothing until overridden."""
+
+    def on_train_begin(self, state: RunState) -> None: ...
+
+    def on_epoch_begin(self, state: RunState) -> None: ...
+
+    def on_step_end(self, state: RunState) -> None: ...
+
+    def on_epoch_end(self, state: RunState) -> None: ...
+
+    def on_train_end(self, state: RunState) -> None:
+        """Called last, also when the run failed (``state.status == "failed"``)."""

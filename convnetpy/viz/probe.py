@@ -32,6 +32,7 @@ from ..nn.module import Module
 from ..nn.pooling import MaxPool2d
 from ..shape import resolve_conv_padding
 from ..tensor import Tensor
+from .gradients import inspecting
 
 
 @dataclass
@@ -96,29 +97,21 @@ def probe(model: Module, image: np.ndarray, target: int | None = None,
                 output.retain_grad()
             records.append((module, inputs[0], output))
 
-    params = list(model.parameters())
-    saved = [(p, p.grad, p.requires_grad) for p in params]
-    modes = [(m, m.training) for m in model.modules()]
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
-        model.eval()
-        for p in params:
-            p.grad = None
-        x = Tensor(image[None].astype(np.float32 if image.dtype.kind != "f" else image.dtype))
-        x.requires_grad_(True)
-        logits = model(x)
-        if logits.ndim != 2:
-            raise ValueError(f"probe expects the model to return (1, classes), got "
-                             f"{tuple(logits.shape)}")
-        cls = int(np.argmax(logits.data[0])) if target is None else int(target)
-        F.cross_entropy(logits, Tensor(np.array([cls]))).backward()
+        with inspecting(model):
+            x = Tensor(image[None].astype(np.float32 if image.dtype.kind != "f"
+                                          else image.dtype))
+            x.requires_grad_(True)
+            logits = model(x)
+            if logits.ndim != 2:
+                raise ValueError(f"probe expects the model to return (1, classes), got "
+                                 f"{tuple(logits.shape)}")
+            cls = int(np.argmax(logits.data[0])) if target is None else int(target)
+            F.cross_entropy(logits, Tensor(np.array([cls]))).backward()
     finally:
         for h in handles:
             h.remove()
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
-        for p, g, rg in saved:
-            p.grad, p.requires_grad = g, rg
     out = []
     for i, (module, inp, o) in enumerate(records):
         path = leaves[id(module)]

@@ -1,6 +1,7 @@
 """Pictures of a network's insides as Pillow images: maps tiled in grids, filters as
-patches, labelled figures. Each map is scaled to 0..255 by its own min and max (a constant
-map is mid-grey), nearest-neighbour upscaled so that small maps stay readable.
+patches, labelled figures, heat maps over images. Each map in a grid is scaled to 0..255 by
+its own min and max (a constant map is mid-grey), nearest-neighbour upscaled so that small
+maps stay readable.
 
 >>> import numpy as np
 >>> grid(np.zeros((6, 4, 4)), scale=2, columns=3).size   # 3 x 2 tiles of 8 px, 1-px gaps
@@ -9,8 +10,13 @@ map is mid-grey), nearest-neighbour upscaled so that small maps stay readable.
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ..io.files import write_atomic
 
 GAP = 1
 BACKGROUND = (24, 26, 31)
@@ -71,6 +77,35 @@ def scale_for(h: int, w: int, target: int = 48) -> int:
     return max(1, min(8, target // max(h, w, 1)))
 
 
+def pixels_image(pixels: np.ndarray, scale: int = 1) -> Image.Image:
+    """uint8 pixels (C, H, W), C 1 or 3, as an RGB image upscaled ``scale`` times
+    (nearest), the values as they are (``grid`` stretches each map to its own range).
+
+    >>> pixels_image(np.zeros((1, 2, 3), np.uint8), scale=4).size
+    (12, 8)
+    """
+    px = np.asarray(pixels)
+    if px.ndim != 3 or px.shape[0] not in (1, 3) or px.dtype != np.uint8:
+        raise ValueError(f"pixels_image: expected uint8 pixels (C, H, W) with C 1 or 3, got "
+                         f"{px.dtype} {px.shape}")
+    rgb = np.repeat(px, 3, axis=0) if px.shape[0] == 1 else px
+    img = Image.fromarray(np.ascontiguousarray(rgb.transpose(1, 2, 0)))
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
+
+def montage(parts: list[tuple[str, Image.Image]], columns: int = 5) -> Image.Image:
+    """Captioned images (caption, image) side by side, ``columns`` to a row."""
+    width = max(max(img.width, 7 * len(caption)) for caption, img in parts) + 20
+    panels = [labelled([part], width=width) for part in parts]
+    cols = min(columns, len(panels))
+    rows = -(-len(panels) // cols)
+    height = max(p.height for p in panels)
+    out = Image.new("RGB", (cols * width, rows * height), BACKGROUND)
+    for i, panel in enumerate(panels):
+        out.paste(panel, ((i % cols) * width, (i // cols) * height))
+    return out
+
+
 def labelled(parts: list[tuple[str, Image.Image]], width: int | None = None) -> Image.Image:
     """Stack images vertically, each under a one-line caption."""
     width = width or max(max(img.width for _, img in parts), 300) + 20
@@ -85,11 +120,73 @@ def labelled(parts: list[tuple[str, Image.Image]], width: int | None = None) -> 
     return out
 
 
-def save_png(img: Image.Image, path) -> None:
-    """Write ``img`` as PNG through a temporary file, so that no partial file is left."""
-    from pathlib import Path
+def _heat_scale(heat: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(heat divided by its largest |value|, whether it has negative values)."""
+    a = np.nan_to_num(np.asarray(heat, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(np.abs(a).max(initial=0.0))
+    return (a / peak if peak > 1e-12 else np.zeros_like(a)), bool((a < 0).any())
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
+
+def _colours(t: np.ndarray, signed: bool, cmap: str | None) -> np.ndarray:
+    """RGB floats 0..1 (H, W, 3) of scaled heat ``t``: ``cmap`` (default "jet", or the
+    diverging "bwr", white at 0, for a signed map) over 0..1, or -1..1 when signed."""
+    from matplotlib import colormaps
+
+    name = cmap or ("bwr" if signed else "jet")
+    if name not in colormaps:
+        raise ValueError(f"unknown colormap {name!r}; e.g. jet, inferno, viridis, bwr")
+    return colormaps[name]((t + 1) / 2 if signed else t)[..., :3]
+
+
+def heatmap(heat: np.ndarray, cmap: str | None = None) -> Image.Image:
+    """A map (H, W) coloured as ``overlay`` colours it (scaled by its largest |value|)."""
+    t, signed = _heat_scale(heat)
+    return Image.fromarray((_colours(t, signed, cmap) * 255 + 0.5).astype(np.uint8))
+
+
+def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.8,
+            cmap: str | None = None) -> Image.Image:
+    """A heat map (H, W) blended over an image, uint8 (C, H, W) with C 1 or 3, or (H, W).
+
+    The map is divided by its largest |value| to t in 0..1 (-1..1 when it has negative
+    values) and coloured with matplotlib's ``cmap`` (``heatmap``); each pixel mixes in its
+    colour with weight ``alpha * |t|``, so where the heat is 0 the image shows unchanged and
+    the hottest pixel is (1 - alpha) * image + alpha * the colormap's end colour.
+
+    >>> img = overlay(np.zeros((1, 2, 2), np.uint8), np.array([[0.0, 0.0], [0.0, 2.0]]))
+    >>> img.getpixel((0, 0)), img.getpixel((1, 1))   # jet's top colour is (128, 0, 0)
+    ((0, 0, 0), (102, 0, 0))
+    """
+    px = np.asarray(pixels)
+    if px.ndim == 3 and px.shape[0] in (1, 3):
+        px = px.transpose(1, 2, 0)
+    elif px.ndim == 2:
+        px = px[..., None]
+    else:
+        raise ValueError(f"overlay: pixels must be (C, H, W) with C 1 or 3, or (H, W), got "
+                         f"shape {px.shape}")
+    heat = np.asarray(heat)
+    if heat.shape != px.shape[:2]:
+        raise ValueError(f"overlay: heat map {heat.shape} and image {px.shape[:2]} differ in "
+                         f"size")
+    t, signed = _heat_scale(heat)
+    weight = alpha * np.abs(t)[..., None]
+    out = (1 - weight) * px.astype(np.float64) + weight * 255 * _colours(t, signed, cmap)
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+
+
+def png_bytes(img: Image.Image, compress_level: int = 6) -> bytes:
+    """``img`` encoded as PNG (compress_level 1 is ~3x faster, for small live pictures)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def data_url(png: bytes) -> str:
+    """PNG bytes as a ``data:`` URL, for a page that must carry its own pictures."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def save_png(img: Image.Image, path) -> None:
+    """Write ``img`` as a PNG at ``path`` atomically (``io.files.write_atomic``)."""
+    write_atomic(path, png_bytes(img))

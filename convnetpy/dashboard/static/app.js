@@ -73,6 +73,7 @@ function drawRun(st) {
   }
   const ev = history[history.length - 1];
   if (ev) { $("n-val").textContent = pct(ev.val_acc); $("progress").textContent = `epoch ${ev.epoch}`; }
+  drawHealth(st.health, st.health_warnings || []);
   if (st.version !== version) loadSnapshot();
   if (!changed) return;
   const xs = (k) => steps.map((s) => [s.step, s[k]]);
@@ -81,6 +82,32 @@ function drawRun(st) {
                           { points: ep("val_loss"), color: "#f0754e", dots: true }]);
   chart($("acc-chart"), [{ points: smooth(xs("acc")), color: "#4c9be8" },
                          { points: ep("val_acc"), color: "#f0754e", dots: true }]);
+}
+
+const esc = (t) => String(t).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+
+function drawHealth(h, warnings) {  // the latest health record and every warning so far
+  const ul = $("health-warnings");
+  if (ul.children.length !== warnings.length) {
+    ul.innerHTML = "";
+    for (const w of warnings) {
+      const li = document.createElement("li");
+      li.textContent = `step ${w.step}: ${w.message}`;
+      ul.appendChild(li);
+    }
+  }
+  if (!h) return;
+  const e = (v, d = 2) => (v === null || v === undefined ? "-" : (+v).toExponential(d));
+  let html = `step ${h.step}` + (h.init ? `; first loss ${fmt(h.init.loss, 3)} against ln(${h.init.num_classes}) = ${fmt(h.init.chance_loss, 3)}` : "");
+  html += "<table><tr><th>layer</th><th>update/param (healthy ~1e-3)</th><th>grad norm</th><th>param norm</th></tr>";
+  for (const L of h.layers) html += `<tr><td>${esc(L.layer)}</td><td>${e(L.ratio)}</td><td>${e(L.grad_norm)}</td><td>${e(L.param_norm)}</td></tr>`;
+  html += "</table>";
+  if (h.activations.length) {
+    html += "<table><tr><th>activation</th><th>dead units</th><th>mean</th><th>std</th></tr>";
+    for (const A of h.activations) html += `<tr><td>${esc(A.layer)} ${esc(A.type)}</td><td>${A.dead === null ? "-" : pct(A.dead)}</td><td>${fmt(A.mean, 3)}</td><td>${fmt(A.std, 3)}</td></tr>`;
+    html += "</table>";
+  }
+  $("health-table").innerHTML = html;
 }
 
 async function loadSnapshot() {
@@ -96,9 +123,20 @@ async function loadSnapshot() {
   $("ex-img").src = snap.example.image; $("ex-name").textContent = `${snap.example.name} (step ${snap.step})`;
   exampleSize = snap.example.size;
   bars($("ex-top"), snap.example.top);
+  drawWhy(snap.explain);
   layers = snap.layers;
   drawLayers();
   drawPreds(snap.predictions || []);
+}
+
+function drawWhy(why) {  // saliency and Grad-CAM of the predicted class over the example
+  for (const [key, label] of [["saliency", "saliency |d score/d pixel|"], ["gradcam", "Grad-CAM"]]) {
+    const w = why[key], img = $("why-" + key), cap = $("why-" + key + "-cap");
+    img.hidden = !w.image;
+    if (w.image) img.src = w.image;
+    cap.textContent = w.error ? w.error
+      : `${label}${w.layer ? " on " + w.layer : ""} for "${why.target}" (max ${fmt(w.max, 3)})`;
+  }
 }
 
 function layerText(L) {
@@ -202,6 +240,23 @@ function drawPreds(preds) {
   }
 }
 
+async function drawClasses() {
+  $("classes-msg").textContent = "drawing (a few seconds)...";
+  const [ok, r] = await post("/api/class_images", "", "application/json");
+  if (!ok) { $("classes-msg").textContent = r.error; return; }
+  $("classes-msg").textContent = `${r.steps} ascent steps on the weights of step ${r.step}`;
+  const root = $("class-images");
+  root.innerHTML = "";
+  for (const c of r.images) {
+    const d = document.createElement("div");
+    d.className = "pred";
+    d.innerHTML = `<img><div><b></b><br>score ${fmt(c.score, 3)}<br>p ${pct(c.p)}</div>`;
+    d.querySelector("img").src = c.image;
+    d.querySelector("b").textContent = c.class;
+    root.appendChild(d);
+  }
+}
+
 async function post(path, body, type) {
   const res = await fetch(path, { method: "POST", body, headers: { "X-Token": token, "Content-Type": type } });
   return [res.ok, await res.json()];
@@ -213,6 +268,7 @@ $("setlr").addEventListener("click", async () => {
   const [ok, r] = await post("/api/control", JSON.stringify({ action: "lr", lr: +$("lr").value }), "application/json");
   if (!ok) alert(r.error);
 });
+$("draw-classes").addEventListener("click", drawClasses);
 $("upload").addEventListener("change", async (e) => {
   const f = e.target.files[0];
   if (!f) return;
