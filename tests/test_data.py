@@ -87,14 +87,16 @@ class Evil:
     b"\x80\x02cnumpy\ndtype\nX\x01\x00\x00\x00O\x85R.",  # an object dtype
     pickle.dumps({"a": 1}, protocol=2)[:-3],  # truncated
     b"\x80\x02" + b"]\x94" * 5 + b"r\xff\xff\xff\x7f.",  # memo index far out of range
-], ids=["reduce-os-system", "stack-global", "eval", "object-dtype", "truncated", "memo"])
+    b"\x80\x02\xff\xff",  # an opcode pickle does not know
+], ids=["reduce-os-system", "stack-global", "eval", "object-dtype", "truncated", "memo",
+        "unknown-opcode"])
 def test_hostile_pickles_are_rejected_without_running(tmp_path, payload):
     import os
 
     marker = "/tmp/convnetpy-pwned"
     if os.path.exists(marker):
         os.remove(marker)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^evil: "):  # the message names the file
         load_batch(payload, "evil")
     assert not os.path.exists(marker)
 

@@ -37,7 +37,7 @@ LAYERS = [
     {"functional"},
     {"nn"},
     {"optim", "data", "models", "distributed"},
-    {"analysis", "io", "viz", "train"},
+    {"analysis", "io", "viz", "train", "onnx", "interop"},
     {"convnetpy"},
     {"dashboard"},
     {"cli", "__main__"},

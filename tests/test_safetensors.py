@@ -71,3 +71,59 @@ def _file(header: dict, body: bytes = b"") -> bytes:
 def test_bad_files_are_rejected(data, match):
     with pytest.raises(ValueError, match=match):
         st.load(data, "f")
+
+
+def _twins():
+    """A convnetpy network and its torch twin: the same layers, so PyTorch's state_dict keys
+    (0.weight, 1.running_var, 1.num_batches_tracked, 4.bias, ...)."""
+    torch = pytest.importorskip("torch")
+    import convnetpy as cp
+    from convnetpy import nn
+
+    ours = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(4 * 5 * 5, 3))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                                 torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(100, 3))
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    ours(cp.tensor(x))  # a training step: running statistics that differ from their defaults
+    return cp, torch, ours.eval(), theirs.eval(), x
+
+
+def _outputs(cp, torch, ours, theirs, x):
+    with torch.no_grad():
+        want = theirs(torch.from_numpy(x)).numpy()
+    with cp.autograd.no_grad():
+        got = ours(cp.tensor(x)).numpy()
+    return got, want
+
+
+@pytest.mark.torch
+def test_our_files_load_in_safetensors_torch(tmp_path):
+    ref = pytest.importorskip("safetensors.torch", reason="the safetensors package is not "
+                              "installed (pip install safetensors)")
+    cp, torch, ours, theirs, x = _twins()
+    path = tmp_path / "ours.safetensors"
+    path.write_bytes(st.serialize({k: v.numpy() for k, v in ours.state_dict().items()}))
+    loaded = ref.load_file(str(path))
+    assert loaded["1.num_batches_tracked"].dtype == torch.int64
+    theirs.load_state_dict(loaded)  # strict: PyTorch's keys, shapes and dtypes
+    got, want = _outputs(cp, torch, ours, theirs, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.abs(want).max() > 1e-2
+
+
+@pytest.mark.torch
+def test_safetensors_torch_files_load_into_our_model(tmp_path):
+    ref = pytest.importorskip("safetensors.torch", reason="the safetensors package is not "
+                              "installed (pip install safetensors)")
+    cp, torch, ours, theirs, x = _twins()
+    with torch.no_grad():
+        for t in theirs.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) + 0.5)
+    path = tmp_path / "theirs.safetensors"
+    ref.save_file(theirs.state_dict(), str(path))
+    ours.load_state_dict(st.load(path.read_bytes(), str(path)))
+    got, want = _outputs(cp, torch, ours, theirs, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert ours.state_dict()["1.num_batches_tracked"].numpy() == 0

@@ -15,7 +15,7 @@ COMMANDS = {
     "demo": "demo", "summary": "summary", "calc": "calc", "models": "models", "info": "info",
     "train": "train", "eval": "eval", "predict": "predict", "dashboard": "dashboard",
     "viz": "viz", "explain": "explain", "visualize-class": "visualize_class", "fool": "fool",
-    "lr-find": "lr_find", "report": "report",
+    "lr-find": "lr_find", "report": "report", "export": "export",
 }
 
 
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return _module(args.command).run(args)
     except argparse.ArgumentError as e:  # a setting the parser could not check
         parser.error(str(e))
-    except (ShapeError, ValueError, FileNotFoundError, TrainingError, CpuPathError) as e:
+    except (ShapeError, ValueError, FileNotFoundError, TrainingError, CpuPathError,
+            ImportError) as e:  # ImportError: an optional extra the command needs, named
         print(f"convnetpy {args.command}: error: {e}", file=sys.stderr)
         return 2
 

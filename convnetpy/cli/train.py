@@ -42,6 +42,9 @@ def add_arguments(p) -> None:
     p.add_argument("--distributed", choices=("auto", "none", "mpi"),
                    help="several processes: auto (default; data-parallel over MPI when "
                         "started by mpiexec -n N), none (this process alone), mpi")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write TensorBoard event files into DIR/<run id> (needs the "
+                        "tensorboard extra: pip install \"convnetpy[tensorboard]\")")
     p.add_argument("--dashboard", action="store_true",
                    help="serve a live view of the run in the browser (prints the URL)")
     p.add_argument("--port", type=int, default=8765, help="dashboard port (default 8765)")
@@ -89,6 +92,14 @@ def run(args) -> int:
         sets["progress"] = False
     if args.distributed:
         sets["distributed"] = args.distributed
+    if args.tensorboard is not None:
+        from ..train.tensorboard import summary_writer_class
+
+        try:  # without tensorboardX: the install hint as an error line, before any run folder
+            summary_writer_class()
+        except ImportError as e:
+            raise ValueError(str(e)) from None
+        sets["tensorboard"] = args.tensorboard
     watch = None
     if args.dashboard:
         from ..dashboard import watcher

@@ -67,25 +67,24 @@ class _Unpickler(pickle.Unpickler):
 
 
 def _prescan(data: bytes, source: str) -> None:
-    memo = 0
-    try:
-        for op, arg, _ in pickletools.genops(data):
-            if op.name not in _SAFE_OPS:
-                raise ValueError(f"{source}: pickle opcode {op.name} is not allowed in a "
-                                 "CIFAR batch (the file may be hostile); refusing to load it")
-            if op.name in ("GLOBAL",):
-                mod, _, name = str(arg).partition(" ")
-                if (mod, name) not in _GLOBALS:
-                    raise ValueError(f"{source}: pickle refers to {mod}.{name}, which a CIFAR "
-                                     "batch never does; refusing to load it")
-            if op.name in ("BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"):
-                memo += 1
-                if memo > MAX_MEMO or (isinstance(arg, int) and arg > MAX_MEMO):
-                    raise ValueError(f"{source}: pickle memo exceeds {MAX_MEMO} entries")
-    except ValueError:
-        raise
-    except Exception as e:  # truncated or garbled stream
+    try:  # a truncated or garbled stream (genops raises plain ValueErrors too)
+        ops = list(pickletools.genops(data))
+    except Exception as e:  # noqa: BLE001 - any failure decoding untrusted bytes
         raise ValueError(f"{source}: not a valid pickle ({e})") from None
+    memo = 0
+    for op, arg, _ in ops:
+        if op.name not in _SAFE_OPS:
+            raise ValueError(f"{source}: pickle opcode {op.name} is not allowed in a "
+                             "CIFAR batch (the file may be hostile); refusing to load it")
+        if op.name in ("GLOBAL",):
+            mod, _, name = str(arg).partition(" ")
+            if (mod, name) not in _GLOBALS:
+                raise ValueError(f"{source}: pickle refers to {mod}.{name}, which a CIFAR "
+                                 "batch never does; refusing to load it")
+        if op.name in ("BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"):
+            memo += 1
+            if memo > MAX_MEMO or (isinstance(arg, int) and arg > MAX_MEMO):
+                raise ValueError(f"{source}: pickle memo exceeds {MAX_MEMO} entries")
 
 
 def load_batch(data: bytes, source: str = "batch") -> tuple[np.ndarray, np.ndarray]:

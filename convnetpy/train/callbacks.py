@@ -22,6 +22,7 @@ from ..random import get_rng_state
 from . import report
 from .health import HealthMonitor
 from .state import Callback, RunState
+from .tensorboard import TensorBoardLogger
 
 __all__ = ["Callback"]  # defined in state.py, where health/ can import it too
 
@@ -233,7 +234,8 @@ def default_callbacks(cfg, watch: Callable | None = None,
                       writer: bool = True) -> list[Callback]:
     """The callbacks a TrainConfig asks for, in the order they run: the schedule first (a
     step's rate), then the dashboard (which may pause or set the rate), the health records
-    (``health_every``: health.py), the progress bar and step log, what may stop the run
+    (``health_every``: health.py), the TensorBoard event files (``tensorboard``:
+    tensorboard.py), the progress bar and step log, what may stop the run
     (Ctrl-C before the limits: its status wins), the checkpoints, the epoch log and early
     stopping. Without ``writer`` (the ranks but 0 of a data-parallel run) only those that
     steer the run: no output, no files."""
@@ -246,6 +248,8 @@ def default_callbacks(cfg, watch: Callable | None = None,
         cbs.append(DashboardMonitor(watch, health))
     if health is not None:  # after what sets the rate: it records the next step's
         cbs.append(health)
+    if cfg.tensorboard:  # after the health monitor: it writes this step's record
+        cbs.append(TensorBoardLogger(cfg.tensorboard, health))
     cbs.append(Progress())
     if cfg.log_steps:
         cbs.append(StepLog())

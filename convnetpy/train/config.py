@@ -62,6 +62,9 @@ class TrainConfig:
     # several processes: auto (MPI when mpiexec started more than one) | none | mpi
     distributed: str = "auto"
     sync_batchnorm: bool = False   # several processes: batch norm statistics over all of them
+    # a folder: TensorBoard event files of the run in FOLDER/<run id> (tensorboardX, the
+    # tensorboard extra; train/tensorboard.py); "": off
+    tensorboard: str = ""
 
     def __post_init__(self) -> None:
         self.validate()

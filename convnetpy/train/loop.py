@@ -181,7 +181,7 @@ def _finish_epoch(state: RunState) -> None:
 
 # settings that steer a run without changing its result; a resumed run may change them
 RUN_CONTROL = {"max_steps", "time_limit", "checkpoint_every", "progress", "log_steps",
-               "distributed", "health_every"}
+               "distributed", "health_every", "tensorboard"}
 
 
 def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig | None = None,
@@ -195,7 +195,8 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
 
     ``resume`` (a run folder or checkpoint) continues a run exactly with its own recipe;
     ``overrides`` may change only the run-control settings (``RUN_CONTROL``: max_steps,
-    time_limit, checkpoint_every, progress, log_steps, distributed, health_every).
+    time_limit, checkpoint_every, progress, log_steps, distributed, health_every,
+    tensorboard).
     ``watch`` shows the run live (see ``callbacks.DashboardMonitor``). ``fit(cfg)`` (a
     TrainConfig first) and ``dataset=`` still work as before.
     """
