@@ -278,6 +278,7 @@ def test_train_keeps_its_options_and_lr_find_offers_only_what_applies(capsys):
     assert _options("train") == {
         "-h", "--help", "--preset", "--model", "--data", "--epochs", "--batch-size", "--lr",
         "--out", "--resume", "--set", "--quiet", "--distributed", "--dashboard", "--port",
+        "--tensorboard",
         "--host", "--allow-remote"}
     assert _options("lr-find") == {
         "-h", "--help", "--preset", "--model", "--data", "--batch-size", "--out", "--set",
