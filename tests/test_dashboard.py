@@ -340,6 +340,8 @@ def test_dashboard_command_serves_a_finished_run(tmp_path):
         if not m:  # end it before reading its error output, which a live server never ends
             proc.kill()
             assert m, line + proc.communicate()[1]
+        # a run folder opens its best checkpoint (not the newest step-*), and says so
+        assert f"dashboard for {run}/checkpoints/best (epoch 1, step 7)" in line, line
         assert proc.stdout.readline().startswith("showing images of the validation split")
         port = int(m.group(1))
 

@@ -1,7 +1,7 @@
 """The command line, ``convnetpy COMMAND ...``: one module per command (``COMMANDS``), each
 with ``HELP``, ``add_arguments(parser)`` and ``run(args) -> exit code``, over the public API
 only. A user's mistake (a bad file, shape, setting or CPU path) is one line on stderr and
-exit code 2.
+exit code 2; ``convnetpy --debug COMMAND`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convolutional neural networks from first principles on NumPy.",
     )
     parser.add_argument("--version", action="version", version=f"convnetpy {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command")
     for name in COMMANDS:
         mod = _module(name)
@@ -55,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         return _module(args.command).run(args)
     except argparse.ArgumentError as e:  # a setting the parser could not check
         parser.error(str(e))
-    except (ShapeError, ValueError, FileNotFoundError, TrainingError, CpuPathError,
+    except (ShapeError, ValueError, OSError, TrainingError, CpuPathError,
             ImportError) as e:  # ImportError: an optional extra the command needs, named
+        if args.debug:
+            raise
         print(f"convnetpy {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 HELP = "serve the dashboard for a finished run or a checkpoint"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("checkpoint", help="a run folder or checkpoint folder")
+    p.add_argument("checkpoint", help="a run folder (its best checkpoint, else its newest) or "
+                                      "a checkpoint folder")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--allow-remote", action="store_true")
@@ -27,7 +29,7 @@ def run(args) -> int:
     from ..train import load_trained
     from .common import run_split
 
-    ck, cfg, model = load_trained(args.checkpoint)
+    ck, cfg, model = load_trained(_best_or_given(Path(args.checkpoint)))
     run_dir = ck.path.parent.parent
     examples = labels = None
     shown = "no images (upload one)"
@@ -48,11 +50,18 @@ def run(args) -> int:
     monitor.offer_weights(ck.meta.get("step", 0))
     monitor.finish("finished run")
     srv = serve(monitor, args.host, args.port, args.allow_remote)
-    print(f"dashboard for {ck.path}: {srv.url}  (Ctrl-C to stop)", flush=True)
-    print(f"showing {shown}", flush=True)
-    try:
+    which = f"epoch {ck.meta.get('epoch', 0)}, step {ck.meta.get('step', 0)}"
+    try:  # a Ctrl-C from the moment the server runs stops it cleanly
+        print(f"dashboard for {ck.path} ({which}): {srv.url}  (Ctrl-C to stop)", flush=True)
+        print(f"showing {shown}", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         srv.stop()
     return 0
+
+
+def _best_or_given(path: Path) -> Path:
+    """A run folder shows its best checkpoint (what the run is kept for), else the newest."""
+    best = path / "checkpoints" / "best"
+    return best if (best / "meta.json").is_file() else path

@@ -19,21 +19,21 @@ def add_arguments(v) -> None:
     f = vs.add_parser("filters", help="every conv layer's filters (the first as RGB patches)")
     f.add_argument("checkpoint", help="a run folder or checkpoint folder")
     f.add_argument("--layer", help="only this layer (its path, e.g. features.0)")
-    f.add_argument("--out", default="filters.png")
+    f.add_argument("-o", "--out", default="filters.png")
     a = vs.add_parser("activations", help="each layer's activation maps for one image")
     a.add_argument("checkpoint")
     a.add_argument("image", help="a JPEG or PNG file")
-    a.add_argument("--out", default="activations.png")
+    a.add_argument("-o", "--out", default="activations.png")
     a.add_argument("--max-maps", type=int, default=32, help="channels shown per layer")
     c = vs.add_parser("curves", help="loss and accuracy per epoch of a run")
     c.add_argument("run", help="a run folder (holds metrics.jsonl)")
-    c.add_argument("--out", default="curves.png")
+    c.add_argument("-o", "--out", default="curves.png")
     m = vs.add_parser("confusion", help="confusion matrix of a checkpoint on data")
     m.add_argument("checkpoint")
     m.add_argument("--data", help="the data (default: the run's)")
     m.add_argument("--split", choices=("test", "train", "val"),
                    help="as for eval: test by default with --data, else the run's val split")
-    m.add_argument("--out", default="confusion.png")
+    m.add_argument("-o", "--out", default="confusion.png")
     e = vs.add_parser("embedding", help="the penultimate features of images in 2-D, by class")
     e.add_argument("checkpoint")
     e.add_argument("--data", help="the data (default: the run's)")
@@ -43,7 +43,7 @@ def add_arguments(v) -> None:
                    help="pca (default) or tsne (the extra convnetpy[tsne])")
     e.add_argument("--limit", type=int, default=2000,
                    help="the first N images of the split (default 2000; 0: all)")
-    e.add_argument("--out", default="embedding.png")
+    e.add_argument("-o", "--out", default="embedding.png")
     n = vs.add_parser("neighbours", help="the training images nearest to an image in feature "
                                          "space (penultimate features, cosine)")
     n.add_argument("checkpoint")
@@ -52,7 +52,7 @@ def add_arguments(v) -> None:
     n.add_argument("-k", type=int, default=8, help="how many neighbours (default 8)")
     n.add_argument("--limit", type=int, default=0,
                    help="search the first N training images only (default 0: all)")
-    n.add_argument("--out", default="neighbours.png")
+    n.add_argument("-o", "--out", default="neighbours.png")
 
 
 def run(args) -> int:
