@@ -241,6 +241,26 @@ def test_get_dataset_errors():
         get_dataset("imagenet")
     with pytest.raises(ValueError, match="folder data needs a path"):
         get_dataset("folder")
+    with pytest.raises(ValueError, match="positive number of images .*'synthetic:x'"):
+        get_dataset("synthetic:x")
+
+
+def test_synthetic_data_takes_the_models_input_shape(tmp_path):
+    from convnetpy.cli import main
+    from convnetpy.train import TrainConfig, preset
+    from convnetpy.train.recipe import model_input_shape, prepare_data
+
+    assert get_dataset("synthetic:8").image_shape == (3, 32, 32)
+    assert get_dataset("synthetic:8", input_shape=(1, 28, 28)).image_shape == (1, 28, 28)
+    # the default recipe's LeNet-5 (padding 2) takes MNIST's 28x28, the CIFAR ones 3x32x32
+    assert model_input_shape(TrainConfig(**preset("digits-lenet5"))) == (1, 28, 28)
+    assert model_input_shape(TrainConfig(model="lenet5")) == (1, 32, 32)
+    assert model_input_shape(TrainConfig(**preset("cifar10-quick"))) == (3, 32, 32)
+    cfg = TrainConfig(**{**preset("digits-lenet5"), "data": "synthetic:40"})
+    assert prepare_data(cfg).dataset.image_shape == (1, 28, 28)
+    assert main(["train", "--data", "synthetic:64", "--epochs", "1", "--quiet", "--out",
+                 str(tmp_path), "--batch-size", "16", "--set", "max_steps=2"]) == 0
+    assert len(list(tmp_path.iterdir())) == 1
 
 
 # ---------------------------------------------------------------- transforms and loader
@@ -312,7 +332,12 @@ def test_offline_download_says_where_to_put_the_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     monkeypatch.setenv("CONVNETPY_DATA", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=f"Put cifar-10-python.tar.gz or the unpacked "
-                                                f"cifar-10-batches-py/ folder in {tmp_path}"):
-        cifar10.load_cifar10()
-    assert not list(tmp_path.glob("*.part"))  # no partial download left behind
+    monkeypatch.delenv("CONVNETPY_DATA_MIRROR", raising=False)
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 is not in .*: run `convnetpy data "
+                                                "download cifar10`"):
+        cifar10.load_cifar10()  # no download unless asked
+    with pytest.raises(OSError, match="could not download https://www.cs.toronto.edu/~kriz/"
+                                      "cifar-10-python.tar.gz .*network is unreachable.*"
+                                      "set CONVNETPY_DATA_MIRROR"):
+        cifar10.load_cifar10(download=True)
+    assert not list(tmp_path.rglob("*.part"))  # no partial download left behind

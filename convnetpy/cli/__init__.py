@@ -15,7 +15,7 @@ COMMANDS = {
     "demo": "demo", "summary": "summary", "calc": "calc", "models": "models", "info": "info",
     "train": "train", "eval": "eval", "predict": "predict", "dashboard": "dashboard",
     "viz": "viz", "explain": "explain", "visualize-class": "visualize_class", "fool": "fool",
-    "lr-find": "lr_find", "report": "report", "export": "export",
+    "lr-find": "lr_find", "report": "report", "export": "export", "data": "data",
 }
 
 

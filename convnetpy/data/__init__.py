@@ -4,17 +4,19 @@ DataLoader.
 ``get_dataset(spec)`` understands the CLI's ``--data`` values: ``digits`` (the bundled
 8,000 MNIST digits), ``mnist[:PATH]``, ``cifar10[:PATH]``, ``folder:PATH`` and
 ``synthetic[:N]`` (random images with a learnable pattern, for tests and demos).
+``mnist`` and ``cifar10`` without a path read the cache that ``convnetpy data download``
+(or ``load_mnist(download=True)``) fills: ``$CONVNETPY_DATA``, default ``~/.cache/convnetpy``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .cifar10 import load_cifar10
 from .dataset import ArrayDataset, validate_labels
+from .download import ChecksumError, DownloadError, default_root, download_cifar10, download_mnist
 from .folder import decode_image, load_folder
 from .loader import DataLoader
 from .mnist import load_mnist
@@ -45,32 +47,28 @@ def synthetic(n: int = 512, seed: int = 0, shape: tuple[int, int, int] = (3, 32,
     return ArrayDataset(x, y, [f"quadrant{k}" for k in range(classes)], "synthetic")
 
 
-def _shared(*parts: str) -> Path | None:
-    for base in (os.environ.get("CONVNETPY_SHARED_DATA"), "../shared/data", "shared/data"):
-        if base and Path(base, *parts).exists():
-            return Path(base, *parts)
-    return None
-
-
 # the official test files of the datasets that have them (``get_dataset(..., "test")``)
 TEST_FILES = {"mnist": "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]",
               "cifar10": "test_batch (in cifar-10-batches-py/ or the .tar.gz archive)"}
 
 
-def get_dataset(spec: str, image_size: int = 32, split: str = "train") -> ArrayDataset:
+def get_dataset(spec: str, image_size: int = 32, split: str = "train",
+                input_shape: tuple[int, int, int] | None = None) -> ArrayDataset:
     """Parse a ``--data`` value and load its ``split``: "train" (what training reads) or
     "test" (the official test files of mnist and cifar10; a clear error when they are
-    missing or the data has none)."""
+    missing or the data has none). ``mnist`` and ``cifar10`` without a path read the
+    cache (``convnetpy data download``); ``input_shape`` (C, H, W), the model's, is the
+    shape of synthetic images (default 3x32x32)."""
     kind, _, path = spec.partition(":")
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test, got {split!r}")
     if split == "train":
-        return _load(kind, path, spec, image_size, train=True)
+        return _load(kind, path, spec, image_size, True, input_shape)
     if kind not in TEST_FILES:
         raise ValueError(f"{spec} has no test split (only mnist and cifar10 have official "
                          f"test files); use --split val or train")
     try:
-        return _load(kind, path, spec, image_size, train=False)
+        return _load(kind, path, spec, image_size, False, input_shape)
     except (OSError, KeyError) as e:
         raise FileNotFoundError(
             f"the test split of {spec} needs {TEST_FILES[kind]}, which could not be read "
@@ -78,21 +76,32 @@ def get_dataset(spec: str, image_size: int = 32, split: str = "train") -> ArrayD
             f"--split train") from e
 
 
-def _load(kind: str, path: str, spec: str, image_size: int, train: bool) -> ArrayDataset:
+def _load(kind: str, path: str, spec: str, image_size: int, train: bool,
+          input_shape: tuple[int, int, int] | None) -> ArrayDataset:
     if kind == "digits" and not path:
         return load_digits()
     if kind == "synthetic":
-        return synthetic(int(path) if path else 512)
+        try:
+            n = int(path) if path else 512
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"synthetic data takes a positive number of images "
+                             f"(synthetic:N), got {spec!r}")
+        return synthetic(n, shape=tuple(input_shape) if input_shape else (3, 32, 32))
+    if kind in ("mnist", "cifar10") and not path:
+        root = default_root(kind)
+        if not _cached(kind, root, train):
+            raise FileNotFoundError(
+                f"{kind} is not in the cache ({root}): run: convnetpy data download {kind} "
+                f"(set CONVNETPY_DATA to move the cache), or give {kind}:PATH, a folder with "
+                + ("the IDX files (train-images-idx3-ubyte[.gz], ...)" if kind == "mnist"
+                   else "cifar-10-batches-py/ or cifar-10-python.tar.gz"))
+        path = str(root)
     if kind == "mnist":
-        root = path or _shared("mnist")
-        if root is None:
-            prefix = "train" if train else "t10k"
-            raise FileNotFoundError(f"MNIST: give mnist:PATH, a folder with "
-                                    f"{prefix}-images-idx3-ubyte[.gz] and "
-                                    f"{prefix}-labels-idx1-ubyte[.gz]")
-        return load_mnist(root, train=train)
+        return load_mnist(path, train=train)
     if kind == "cifar10":
-        return load_cifar10(path or None, train=train)
+        return load_cifar10(path, train=train)
     if kind == "folder":
         if not path:
             raise ValueError("folder data needs a path: --data folder:PATH")
@@ -101,7 +110,17 @@ def _load(kind: str, path: str, spec: str, image_size: int, train: bool) -> Arra
                      "folder:PATH or synthetic[:N]")
 
 
+def _cached(kind: str, root: Path, train: bool) -> bool:
+    if kind == "mnist":
+        prefix = "train" if train else "t10k"
+        return all((root / f"{prefix}-{what}").is_file() or (root / f"{prefix}-{what}.gz")
+                   .is_file() for what in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+    return (root / "cifar-10-batches-py").is_dir() or (root / "cifar-10-python.tar.gz").is_file()
+
+
 __all__ = ["ArrayDataset", "DataLoader", "DistributedSampler", "validate_labels",
-           "load_cifar10", "load_mnist", "load_folder", "decode_image", "load_digits",
+           "load_cifar10", "load_mnist", "download_mnist", "download_cifar10",
+           "ChecksumError", "DownloadError", "default_root", "load_folder", "decode_image",
+           "load_digits",
            "synthetic", "get_dataset", "TEST_FILES", "Compose", "Normalize", "RandomCrop",
            "RandomHorizontalFlip", "Cutout"]

@@ -11,13 +11,11 @@ with a ValueError before any of its code could run.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 import pickle
 import pickletools
 import tarfile
-import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +24,6 @@ from .dataset import ArrayDataset
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck"]
-URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-MD5 = "c58f30108f718f92721af3b95e74349a"
 MAX_BYTES = 64 * 2**20  # one official batch is ~31 MB
 MAX_MEMO = 10_000
 TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
@@ -125,68 +121,45 @@ def _read_members(path: Path, names: list[str]) -> dict[str, bytes]:
                                  "batch")
             out[n] = f.read_bytes()
         return out
-    with tarfile.open(path, "r:*") as tar:
-        members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
-        for n in names:
-            m = members.get(n)
-            if m is None:
-                raise FileNotFoundError(f"{path} has no {n}")
-            if m.size > MAX_BYTES:
-                raise ValueError(f"{path}:{n}: {m.size:,} bytes is larger than any CIFAR-10 "
-                                 "batch")
-            out[n] = tar.extractfile(m).read()
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+            for n in names:
+                m = members.get(n)
+                if m is None:
+                    raise FileNotFoundError(f"{path} has no {n}")
+                if m.size > MAX_BYTES:
+                    raise ValueError(f"{path}:{n}: {m.size:,} bytes is larger than any "
+                                     "CIFAR-10 batch")
+                out[n] = tar.extractfile(m).read()
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise ValueError(f"{path}: not a readable CIFAR-10 archive ({e})") from None
     return out
 
 
-def default_root() -> Path:
-    return Path(os.environ.get("CONVNETPY_DATA", Path.home() / ".cache" / "convnetpy"))
+def load_cifar10(root: str | Path | None = None, train: bool = True,
+                 download: bool = False) -> ArrayDataset:
+    """The CIFAR-10 training batches (or test_batch) from ``root``: a folder holding
+    ``cifar-10-batches-py/`` (or that folder itself), or the ``cifar-10-python.tar.gz``
+    archive; default the cache, ``$CONVNETPY_DATA/cifar10``. ``download=True`` first
+    fetches and extracts the official archive when the batches are not there."""
+    from .download import default_root, download_cifar10
 
-
-def download(root: Path | None = None, timeout: float = 30) -> Path:
-    """Download the official archive into ``root`` and verify its MD5; fails with a message
-    saying where to put the files when offline."""
-    root = Path(root or default_root())
-    root.mkdir(parents=True, exist_ok=True)
-    target = root / "cifar-10-python.tar.gz"
-    if target.is_file() and _md5(target) == MD5:
-        return target
-    tmp = target.with_suffix(".part")
-    try:
-        with urllib.request.urlopen(URL, timeout=timeout) as r, open(tmp, "wb") as f:
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
+    path = Path(root) if root is not None else default_root("cifar10")
+    if download and not path.is_file():
+        download_cifar10(path)
+    archive = path / "cifar-10-python.tar.gz"
+    if path.is_dir() and not (path / "cifar-10-batches-py").is_dir() and not (
+            path / TRAIN[0]).is_file() and archive.is_file():
+        path = archive  # not extracted: read the batches from the archive
+    if root is None and not (path.is_file() or (path / "cifar-10-batches-py").is_dir()):
         raise FileNotFoundError(
-            f"could not download CIFAR-10 ({e}). Put cifar-10-python.tar.gz or the unpacked "
-            f"cifar-10-batches-py/ folder in {root} (or pass --data cifar10:PATH)") from None
-    if _md5(tmp) != MD5:
-        tmp.unlink()
-        raise ValueError("the downloaded CIFAR-10 archive failed its checksum; try again")
-    os.replace(tmp, target)
-    return target
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def load_cifar10(path: str | Path | None = None, train: bool = True) -> ArrayDataset:
-    """The CIFAR-10 training batches (or test_batch) from a folder or the .tar.gz archive;
-    with no path, the cache folder (downloading when online)."""
-    if path is None:
-        root = default_root()
-        candidates = [root / "cifar-10-batches-py", root / "cifar-10-python.tar.gz"]
-        found = next((c for c in candidates if c.exists()), None)
-        path = found or download(root)
-    path = Path(path)
+            f"CIFAR-10 is not in {path}: run `convnetpy data download cifar10`, call "
+            "load_cifar10(download=True), or give the folder (cifar10:PATH)")
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: give a cifar-10-batches-py/ folder or "
-                                "the cifar-10-python.tar.gz archive")
+                                "the cifar-10-python.tar.gz archive, or run `convnetpy data "
+                                f"download cifar10 --root {path}`")
     names = TRAIN if train else ["test_batch"]
     raw = _read_members(path, names)
     xs, ys = zip(*(load_batch(raw[n], f"{path}:{n}") for n in names))

@@ -9,7 +9,9 @@ ignored.
 
 from __future__ import annotations
 
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +30,25 @@ def decode_image(source, size: tuple[int, int], mode: str = "RGB",
     raises here (Pillow's error, or ValueError for an oversized one)."""
     from PIL import Image
 
-    with Image.open(source, formats=["JPEG", "PNG"]) as im:
-        w, h = im.size
-        if w * h > max_pixels:
-            raise ValueError(f"{w}x{h} pixels exceeds the cap of {max_pixels:,}")
-        im.load()
-        im = im.convert(mode)
-        if im.size != (size[1], size[0]):
-            im = im.resize((size[1], size[0]), Image.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
+    # what Pillow raises besides OSError on a damaged file: SyntaxError for a broken PNG
+    # chunk, DecompressionBombError for a header claiming billions of pixels, and a few
+    # decoder internals; each becomes one ValueError naming the file
+    damaged = (SyntaxError, Image.DecompressionBombError, struct.error, EOFError, IndexError,
+               zlib.error)
+    try:
+        with Image.open(source, formats=["JPEG", "PNG"]) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ValueError(f"{w}x{h} pixels exceeds the cap of {max_pixels:,}")
+            im.load()
+            im = im.convert(mode)
+            if im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except damaged as e:
+        name = getattr(source, "name", source)
+        raise ValueError(f"{name}: not a readable JPEG or PNG ({type(e).__name__}: {e})") \
+            from None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 

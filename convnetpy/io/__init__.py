@@ -8,5 +8,6 @@ the ``onnx`` extra).
 """
 
 from .checkpoint import Checkpoint, load_checkpoint, restore, save_checkpoint
+from .checkpoint_meta import CheckpointError
 
-__all__ = ["Checkpoint", "load_checkpoint", "restore", "save_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "restore", "save_checkpoint"]

@@ -18,6 +18,7 @@ then the raw little-endian tensor bytes.
 from __future__ import annotations
 
 import json
+import math
 from typing import IO, Any
 
 import numpy as np
@@ -26,6 +27,7 @@ DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", 
           "I8": "i1", "U8": "u1", "BOOL": "?"}
 NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
 MAX_HEADER = 100 * 2**20
+MAX_DIMS = 32
 
 
 def serialize(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
@@ -53,6 +55,10 @@ def save(tensors: dict[str, np.ndarray], f: IO[bytes],
     f.write(serialize(tensors, metadata))
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _unique(pairs):
     out = {}
     for k, v in pairs:
@@ -75,6 +81,8 @@ def load(data: bytes, source: str = "safetensors file",
         header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=_unique)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
         raise ValueError(f"{source}: corrupted header ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{source}: corrupted header (nested too deeply)") from None
     if not isinstance(header, dict):
         raise ValueError(f"{source}: the header is not a JSON object")
     meta = header.pop("__metadata__", {}) or {}
@@ -88,12 +96,15 @@ def load(data: bytes, source: str = "safetensors file",
         dt, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
         if dt not in DTYPES:
             raise ValueError(f"{source}: tensor {name!r} has unsupported dtype {dt!r}")
-        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
-            raise ValueError(f"{source}: tensor {name!r} has an invalid shape {shape!r}")
+        if (not isinstance(shape, list) or len(shape) > MAX_DIMS
+                or not all(_is_int(s) and 0 <= s <= len(data) for s in shape)):
+            raise ValueError(f"{source}: tensor {name!r} has an invalid shape {shape!r:.80} "
+                             f"(at most {MAX_DIMS} sizes, none beyond the file's length)")
         if (not isinstance(offs, list) or len(offs) != 2
-                or not all(isinstance(o, int) for o in offs) or not 0 <= offs[0] <= offs[1]):
-            raise ValueError(f"{source}: tensor {name!r} has invalid data_offsets {offs!r}")
-        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(DTYPES[dt]).itemsize
+                or not all(_is_int(o) for o in offs) or not 0 <= offs[0] <= offs[1]):
+            raise ValueError(f"{source}: tensor {name!r} has invalid data_offsets {offs!r:.80}")
+        # Python integers: a hostile shape cannot overflow the size it is checked against
+        size = math.prod(shape) * np.dtype(DTYPES[dt]).itemsize
         if offs[1] - offs[0] != size:
             raise ValueError(f"{source}: tensor {name!r} of shape {tuple(shape)} and dtype {dt} "
                              f"needs {size:,} bytes, its offsets span {offs[1] - offs[0]:,}")

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..io.checkpoint_meta import CheckpointError, require_training
 from ..models.airbench import PRESETS as AIRBENCH_PRESETS
 from ..nn.tta import MODES as TTA_PASSES
 
@@ -103,7 +104,9 @@ class TrainConfig:
              f"{self.bn_bias_lr_factor}")
         need(self.init in INITS, f"init must be one of {INITS}, got {self.init!r}")
         need(self.tta in TTA_MODES, f"tta must be one of {TTA_MODES}, got {self.tta!r}")
-        need(isinstance(self.milestones, list) and all(0 < m < 1 for m in self.milestones),
+        need(isinstance(self.milestones, list)
+             and all(isinstance(m, (int, float)) and not isinstance(m, bool) and 0 < m < 1
+                     for m in self.milestones),
              f"milestones must be fractions of the run in (0, 1), got {self.milestones}")
         need(0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1), got "
              f"{self.label_smoothing}")
@@ -131,6 +134,16 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: unknown setting(s) {', '.join(unknown)}; known: "
                              f"{', '.join(sorted(known))}")
         return cls(**values)
+
+    @classmethod
+    def from_checkpoint(cls, meta: dict[str, Any], source: str) -> TrainConfig:
+        """The recipe a checkpoint's ``meta`` (already schema-checked) was trained with;
+        CheckpointError when the file holds no valid recipe."""
+        require_training(meta, source)
+        try:
+            return cls.from_dict(meta["config"])
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f'{source}: "config" is not a valid recipe ({e})') from None
 
     def replace(self, **changes: Any) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **changes})

@@ -210,7 +210,7 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
         if bad:
             raise ValueError(f"a resumed run keeps its recipe; only {sorted(RUN_CONTROL)} may "
                              f"change, not {', '.join(bad)}")
-        config = TrainConfig.from_dict({**ck.meta["config"], **(overrides or {})})
+        config = TrainConfig.from_checkpoint(ck.meta, str(ck.path)).replace(**(overrides or {}))
     cfg = config or TrainConfig()
     world = world_for(cfg)
     try:

@@ -14,6 +14,7 @@ from ..analysis import check
 from ..data import DataLoader, get_dataset
 from ..data import transforms as T
 from ..data.dataset import ArrayDataset
+from ..io import CheckpointError
 from ..io import checkpoint as ckpt_mod
 from ..nn import BatchNorm1d, BatchNorm2d, Conv2d, SyncBatchNorm
 from ..nn import init as nn_init
@@ -34,10 +35,26 @@ class TrainingData(NamedTuple):
 def prepare_data(cfg: TrainConfig, data: ArrayDataset | str | None = None) -> TrainingData:
     """``data`` (a dataset, a ``--data`` spec, default the config's) split as the config
     says, with the training split's channel statistics."""
-    ds = data if isinstance(data, ArrayDataset) else get_dataset(data or cfg.data,
-                                                                 cfg.image_size)
+    spec = data or cfg.data
+    if isinstance(data, ArrayDataset):
+        ds = data
+    elif spec.partition(":")[0] == "synthetic":  # the only data whose shape the model sets
+        ds = get_dataset(spec, cfg.image_size, input_shape=model_input_shape(cfg))
+    else:
+        ds = get_dataset(spec, cfg.image_size)
     train_ds, val_ds = ds.split(cfg.val_fraction, cfg.seed)
     return TrainingData(ds, train_ds, val_ds, *channel_stats(train_ds))
+
+
+def model_input_shape(cfg: TrainConfig) -> tuple[int, int, int]:
+    """The (C, H, W) the config's zoo model takes: the zoo's size for it, less LeNet-5's
+    first-conv ``padding`` on each side (``padding=2`` is its 28x28 MNIST variant, as the
+    digits and mnist presets build it)."""
+    c, h, w = models.default_input_size(cfg.model)
+    pad = cfg.model_kwargs.get("padding", 0) if cfg.model == "lenet5" else 0
+    if isinstance(pad, int) and 0 < 2 * pad < min(h, w):
+        h, w = h - 2 * pad, w - 2 * pad
+    return c, h, w
 
 
 def prepare_model(cfg: TrainConfig, data: TrainingData, model=None):
@@ -189,15 +206,19 @@ def load_trained(path: str | Path) -> Trained:
     """The model of a run folder or checkpoint folder, built from the run's recipe with the
     checkpoint's weights, in evaluation mode."""
     ck = ckpt_mod.load_checkpoint(path)
-    cfg = TrainConfig.from_dict(ck.meta["config"])
+    cfg = TrainConfig.from_checkpoint(ck.meta, str(ck.path))
     given = ck.meta.get("given", {}).get("model")
     if given:
         raise ValueError(f"{ck.path}: this run trained a model object ({given}), not a zoo "
                          f"model, so it cannot be rebuilt from its recipe; build the model "
                          f"and load the weights: convnetpy.io.restore("
                          f"convnetpy.io.load_checkpoint(path), model)")
-    model = models.get(cfg.model, num_classes=ck.meta["num_classes"],
-                       in_channels=ck.meta["input_shape"][0], **cfg.model_kwargs)
+    try:
+        model = models.get(cfg.model, num_classes=ck.meta["num_classes"],
+                           in_channels=ck.meta["input_shape"][0], **cfg.model_kwargs)
+    except (TypeError, ValueError) as e:  # the recipe names no model this convnetpy builds
+        raise CheckpointError(f"{ck.path}: the recipe's model {cfg.model!r} "
+                              f"{cfg.model_kwargs or ''} cannot be built ({e})") from None
     ckpt_mod.restore(ck, model)
     model.eval()
     return Trained(ck, cfg, model)
