@@ -1,4 +1,5 @@
-"""Reverse-mode automatic differentiation: the Function base, grad mode and unbroadcast.
+"""Reverse-mode automatic differentiation: the Function base, grad mode, anomaly mode
+(``detect_anomaly``, from anomaly.py) and unbroadcast.
 
 A ``Function`` subclass implements ``forward(ctx, *arrays, **kwargs) -> ndarray`` (usually one
 kernel call, keeping the kernel's cache on ``ctx``) and ``backward(ctx, grad) -> tuple`` with
@@ -14,6 +15,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+# AnomalyError, detect_anomaly and set_detect_anomaly are re-exported: convnetpy.autograd's
+# names follow torch.autograd's
+from .anomaly import (  # noqa: F401
+    AnomalyError,
+    check_forward,
+    detect_anomaly,
+    is_anomaly_enabled,
+    is_quiet,
+    quiet_floating_point,
+    set_detect_anomaly,
+)
 from .shape import receptive_field_step
 
 _state = threading.local()
@@ -224,8 +236,13 @@ class Function:
         tracer = getattr(_state, "tracer", None)
         if tracer is not None and hasattr(ctx, "meta"):
             out = ctx.meta(*arrays, **kwargs)
-        else:
+        elif is_quiet():  # inside a model call: its scope is already entered
             out = ctx.forward(*arrays, **kwargs)
+        else:
+            with quiet_floating_point():
+                out = ctx.forward(*arrays, **kwargs)
+        if is_anomaly_enabled() and tracer is None:
+            check_forward(ctx, arrays, out)
         result = Tensor._from_array(out, requires_grad=track)
         if track:
             ctx.parents = tuple(a if isinstance(a, Tensor) and a.requires_grad else None

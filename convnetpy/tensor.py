@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _ops as ops
+from .anomaly import check_backward, is_anomaly_enabled, quiet_floating_point
 from .autograd import Function, is_grad_enabled, run_backward_callbacks
 
 _FLOATS = (np.float16, np.float32, np.float64)
@@ -203,12 +204,13 @@ class Tensor:
                     f"grad of shape {g.shape} does not match the tensor's shape {self.shape}"
                 )
         order = _topological_order(self)
-        with run_backward_callbacks():
+        with run_backward_callbacks(), quiet_floating_point():
             self._run_backward(order, g, retain_graph)
 
     def _run_backward(self, order: list, g: np.ndarray, retain_graph: bool) -> None:
         grads: dict[int, np.ndarray] = {id(self): g}
         handed: set[int] = set()  # arrays already given to a leaf as its .grad
+        anomaly = is_anomaly_enabled()
         for t in reversed(order):
             g = grads.pop(id(t), None)
             if g is None:
@@ -225,6 +227,8 @@ class Tensor:
                     "backward() call if you need to call it twice."
                 )
             in_grads = ctx.backward(g)
+            if anomaly:
+                check_backward(ctx, g, in_grads)
             for p, pg in zip(ctx.parents, in_grads):
                 if p is not None and pg is not None:
                     k = id(p)

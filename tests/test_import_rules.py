@@ -31,7 +31,7 @@ LAYERS = [
     {"version", "shape", "random"},
     {"kernels"},
     {"backend", "runtime"},
-    {"autograd"},
+    {"autograd", "anomaly"},
     {"_ops"},
     {"tensor"},
     {"functional"},

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..anomaly import AnomalyError
     from ..backend.cpu import CpuPathError
     from ..shape import ShapeError
     from ..train import TrainingError
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return _module(args.command).run(args)
     except argparse.ArgumentError as e:  # a setting the parser could not check
         parser.error(str(e))
-    except (ShapeError, ValueError, OSError, TrainingError, CpuPathError,
+    except (ShapeError, ValueError, OSError, TrainingError, AnomalyError, CpuPathError,
             ImportError) as e:  # ImportError: an optional extra the command needs, named
         if args.debug:
             raise

@@ -89,7 +89,8 @@ def run_split(spec: str | None, split: str | None, cfg, meta: dict):
     if split not in SPLITS:
         raise usage_error(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     source = spec or cfg.data
-    ds = get_dataset(source, cfg.image_size, "test" if split == "test" else "train")
+    ds = get_dataset(source, cfg.image_size, "test" if split == "test" else "train",
+                     input_shape=tuple(meta["input_shape"]))  # synthetic data: the model's
     if tuple(ds.image_shape) != tuple(meta["input_shape"]):
         raise ValueError(f"the data's images are {ds.image_shape}, the model was trained on "
                          f"{tuple(meta['input_shape'])}")

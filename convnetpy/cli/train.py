@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 
-HELP = "train a model (no options: LeNet-5 on the bundled digits, about a minute)"
+HELP = "train a model (no options: LeNet-5 on the bundled digits)"
 
 
 # the recipe options a run's TrainConfig takes from the command line (besides --set)
@@ -45,6 +47,9 @@ def add_arguments(p) -> None:
     p.add_argument("--tensorboard", metavar="DIR",
                    help="write TensorBoard event files into DIR/<run id> (needs the "
                         "tensorboard extra: pip install \"convnetpy[tensorboard]\")")
+    p.add_argument("--detect-anomaly", action="store_true", dest="detect_anomaly",
+                   help="stop at the first op whose output or gradient is NaN or infinite, "
+                        "naming the op and its layer (slower: every op is checked)")
     p.add_argument("--dashboard", action="store_true",
                    help="serve a live view of the run in the browser (prints the URL)")
     p.add_argument("--port", type=int, default=8765, help="dashboard port (default 8765)")
@@ -85,6 +90,7 @@ def config_from_args(args, sets: dict | None = None):
 
 
 def run(args) -> int:
+    from ..autograd import detect_anomaly
     from ..train import fit
 
     sets = set_values(args)
@@ -110,9 +116,11 @@ def run(args) -> int:
         if given:
             raise ValueError("--resume continues a run with its own settings; drop "
                              + ", ".join("--" + k.replace("_", "-") for k in given))
-        result = fit(resume=args.resume, overrides=sets, watch=watch)
+        start = functools.partial(fit, resume=args.resume, overrides=sets, watch=watch)
     else:
-        result = fit(config=config_from_args(args, sets), watch=watch)
+        start = functools.partial(fit, config=config_from_args(args, sets), watch=watch)
+    with detect_anomaly() if args.detect_anomaly else contextlib.nullcontext():
+        result = start()
     if result["rank"] != 0:
         return 0  # rank 0 reports for the run
     acc = result["val_acc"]

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
+from ..anomaly import layer_stack, quiet_floating_point
 from ..shape import ShapeError
 from ..tensor import Tensor, as_array
 
@@ -333,17 +334,14 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         depth = getattr(_calls, "depth", 0)
         _calls.depth = depth + 1
+        layers = layer_stack()  # anomaly mode: the ops run in this layer learn its name
+        if layers is not None:
+            layers.append(self)
         try:
-            for hook in list(self._forward_pre_hooks.values()):
-                res = hook(self, args)
-                if res is not None:
-                    args = res if isinstance(res, tuple) else (res,)
-            out = self.forward(*args, **kwargs)
-            for hook in list(self._forward_hooks.values()):
-                res = hook(self, args, out)
-                if res is not None:
-                    out = res
-            return out
+            if depth == 0:  # NumPy's warnings off once for the whole model call
+                with quiet_floating_point():
+                    return self._call(args, kwargs)
+            return self._call(args, kwargs)
         except ShapeError as e:
             if e.module is None:
                 e.module, e.module_desc = self, self._one_line()
@@ -352,6 +350,20 @@ class Module:
             raise
         finally:
             _calls.depth = depth
+            if layers is not None:
+                layers.pop()
+
+    def _call(self, args: tuple, kwargs: dict) -> Any:
+        for hook in list(self._forward_pre_hooks.values()):
+            res = hook(self, args)
+            if res is not None:
+                args = res if isinstance(res, tuple) else (res,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            res = hook(self, args, out)
+            if res is not None:
+                out = res
+        return out
 
     # ----- repr -----
     def extra_repr(self) -> str:

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import functional as F
 from ..analysis import summary
-from ..autograd import no_grad
+from ..autograd import no_grad, quiet_floating_point
 from ..data import DataLoader, DistributedSampler
 from ..data.dataset import ArrayDataset
 from ..io import checkpoint as ckpt_mod
@@ -58,6 +58,10 @@ from .recipe import (
 )
 from .recipe import train_loader as make_train_loader
 from .state import RunState, new_sums
+
+# what a non-finite loss, gradient or weight error suggests
+HINT = ("try a lower lr, grad_clip, or check the data; train --detect-anomaly names the first "
+        "op that produced it")
 
 
 class TrainingError(RuntimeError):
@@ -106,7 +110,7 @@ def _check_finite(model, step: int, what: str) -> None:
         arr = p.grad.numpy() if what == "gradient" else p.numpy()
         if not np.all(np.isfinite(arr)):
             raise TrainingError(f"step {step}: the {what} of {name} holds NaN or Inf; training "
-                                "stopped (try a lower lr, grad_clip, or check the data)")
+                                f"stopped ({HINT})")
 
 
 def _each(callbacks: Sequence[Callback], hook: str, state: RunState) -> None:
@@ -129,8 +133,7 @@ def train_one_epoch(state: RunState, callbacks: Sequence[Callback] = ()) -> None
         lv = loss.item()
         if not np.isfinite(lv):
             raise TrainingError(f"step {state.step}: the loss is {lv} (epoch {state.epoch + 1}, "
-                                f"batch {b}); training stopped (try a lower lr, grad_clip, or "
-                                "check the data)")
+                                f"batch {b}); training stopped ({HINT})")
         opt.zero_grad()
         loss.backward()
         _check_finite(model, state.step, "gradient")
@@ -214,7 +217,8 @@ def fit(model=None, data: ArrayDataset | str | None = None, config: TrainConfig 
     cfg = config or TrainConfig()
     world = world_for(cfg)
     try:
-        return _train(model, data, cfg, ck, callbacks, log, watch, world)
+        with quiet_floating_point():  # a diverging run is reported by its checks, not NumPy
+            return _train(model, data, cfg, ck, callbacks, log, watch, world)
     except BaseException as e:
         if world.size > 1:  # the other ranks would wait for this one forever
             fail_everywhere(world, e)
