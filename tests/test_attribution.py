@@ -150,7 +150,8 @@ def test_occlusion_on_a_model_whose_answer_is_known():
     got = A.occlusion(net, x, target=0, patch=2, stride=2)
     tiles = (x * mask).reshape(2, 2, 4, 2, 4, 2).sum(axis=(1, 3, 5))  # (N, 4, 4) tile sums
     np.testing.assert_allclose(got, np.repeat(np.repeat(tiles, 2, 1), 2, 2), atol=1e-12)
-    assert (got[:, :, :2] == 0).all() and (got[:, 4:6, 3:8] > 0).all()
+    # outside the region the drop is zero up to the rounding of the two GEMM sums
+    assert (np.abs(got[:, :, :2]) <= 1e-12).all() and (got[:, 4:6, 3:8] > 0).all()
     # overlapping, ragged patches (starts 0, 3, flush 5) and a baseline image
     net, mask = region_model()
     x = np.random.default_rng(4).standard_normal((1, 2, 9, 9))

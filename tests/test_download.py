@@ -1,115 +1,32 @@
 """``convnetpy data download`` and ``load_mnist/load_cifar10(download=True)`` against a local
 HTTP server that the tests start: good, truncated (then resumed with a Range request),
 corrupted and Range-ignoring answers, with small fake archives whose checksums replace the
-published ones in the module's table."""
+published ones in the module's table (tests/local_mirror.py)."""
 
-import gzip
-import hashlib
-import io
-import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import numpy as np
-import py2pickle
 import pytest
+from local_mirror import Mirror, fake_cifar, fake_mnist, tar_gz
 
 from convnetpy.cli import main
 from convnetpy.data import download as dl
 from convnetpy.data import get_dataset, load_cifar10, load_mnist
 
 
-def idx(arr: np.ndarray) -> bytes:
-    head = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(s).to_bytes(4, "big")
-                                                     for s in arr.shape)
-    return head + arr.astype(np.uint8).tobytes()
-
-
-def fake_mnist() -> dict[str, bytes]:
-    rng = np.random.default_rng(0)
-    files = {}
-    for prefix, n in (("train", 30), ("t10k", 10)):
-        files[f"{prefix}-images-idx3-ubyte.gz"] = gzip.compress(
-            idx(rng.integers(0, 256, (n, 28, 28))), mtime=0)
-        files[f"{prefix}-labels-idx1-ubyte.gz"] = gzip.compress(
-            idx(rng.integers(0, 10, n)), mtime=0)
-    return files
-
-
-def tar_gz(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for name, target in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
-            tar.addfile(info)
-    return buf.getvalue()
-
-
-def fake_cifar() -> bytes:
-    members = {f"cifar-10-batches-py/data_batch_{i}": py2pickle.cifar_batch(6, seed=i)
-               for i in range(1, 6)}
-    members["cifar-10-batches-py/test_batch"] = py2pickle.cifar_batch(4, seed=9)
-    members["cifar-10-batches-py/batches.meta"] = b"not read"
-    return tar_gz(members)
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output clean
-        pass
-
-    def do_GET(self):
-        srv = self.server
-        name = self.path.rsplit("/", 1)[-1]
-        srv.requests.append((self.path, self.headers.get("Range")))
-        if name not in srv.files:
-            self.send_error(404)
-            return
-        data, mode = srv.files[name], srv.modes.get(name, "good")
-        if mode == "corrupt":
-            data = data[:10] + bytes([data[10] ^ 0xFF]) + data[11:]
-        rng = self.headers.get("Range")
-        start = int(rng.split("=")[1].split("-")[0]) if rng and mode != "ignore-range" else 0
-        self.send_response(206 if start else 200)
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        body = data[start:]
-        if mode == "truncate-once":  # the connection drops halfway, the next answer is whole
-            srv.modes[name] = "good"
-            body = body[:len(body) // 2]
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def server(monkeypatch):
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.files, srv.modes, srv.requests = {}, {}, []
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}/data"
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
+    with Mirror() as mirror:
+        def serve(files: dict[str, bytes], modes: dict[str, str] | None = None) -> None:
+            # the fakes' checksums stand for the published ones
+            for name, md5 in mirror.serve(files, modes).items():
+                monkeypatch.setitem(dl.MD5, name, md5)
 
-    def serve(files: dict[str, bytes], modes: dict[str, str] | None = None) -> None:
-        srv.files.update(files)
-        srv.modes.update(modes or {})
-        for name, data in files.items():  # the fakes' checksums stand for the published ones
-            monkeypatch.setitem(dl.MD5, name, hashlib.md5(data).hexdigest())
-
-    srv.serve = serve
-    monkeypatch.setenv("CONVNETPY_DATA_MIRROR", srv.url)
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+        mirror.serve_checked = serve
+        monkeypatch.setenv("CONVNETPY_DATA_MIRROR", mirror.url)
+        yield mirror
 
 
 def test_good_download_is_in_place_and_loads(server, tmp_path):
     files = fake_mnist()
-    server.serve(files)
+    server.serve_checked(files)
     ds = load_mnist(tmp_path / "m", download=True)
     assert ds.images.shape == (30, 1, 28, 28) and len(load_mnist(tmp_path / "m", False)) == 10
     for name, data in files.items():
@@ -122,7 +39,7 @@ def test_good_download_is_in_place_and_loads(server, tmp_path):
 def test_an_interrupted_download_resumes_with_a_range_request(server, tmp_path):
     files = fake_mnist()
     name = "train-images-idx3-ubyte.gz"
-    server.serve(files, {name: "truncate-once"})
+    server.serve_checked(files, {name: "truncate-once"})
     with pytest.raises(OSError, match=f"could not download {server.url}/{name}.*IncompleteRead"
                                       ".*Run again to resume.*CONVNETPY_DATA_MIRROR"):
         load_mnist(tmp_path, download=True)
@@ -141,7 +58,7 @@ def test_an_interrupted_download_resumes_with_a_range_request(server, tmp_path):
 def test_a_server_that_ignores_range_restarts_the_file(server, tmp_path):
     files = fake_mnist()
     name = "t10k-labels-idx1-ubyte.gz"
-    server.serve(files, {name: "ignore-range"})
+    server.serve_checked(files, {name: "ignore-range"})
     (tmp_path / (name + ".part")).write_bytes(b"stale bytes from another file")
     dl.download_mnist(tmp_path, progress=False)
     assert (f"/data/{name}", "bytes=29-") in server.requests  # asked, answered 200
@@ -151,7 +68,7 @@ def test_a_server_that_ignores_range_restarts_the_file(server, tmp_path):
 def test_a_corrupt_download_is_deleted_with_a_clear_error(server, tmp_path):
     files = fake_mnist()
     name = "train-images-idx3-ubyte.gz"
-    server.serve(files, {name: "corrupt"})
+    server.serve_checked(files, {name: "corrupt"})
     expected = dl.MD5[name]
     with pytest.raises(dl.ChecksumError, match=f"{server.url}/{name}: .*expected MD5 "
                                                f"{expected}, got [0-9a-f]{{32}}"):
@@ -160,7 +77,7 @@ def test_a_corrupt_download_is_deleted_with_a_clear_error(server, tmp_path):
 
 
 def test_complete_files_are_not_downloaded_again(server, tmp_path):
-    server.serve(fake_mnist())
+    server.serve_checked(fake_mnist())
     dl.download_mnist(tmp_path, progress=False)
     server.requests.clear()
     assert dl.download_mnist(tmp_path, progress=False) == tmp_path
@@ -180,7 +97,7 @@ def test_the_mirror_defaults_to_torchvisions_and_errors_name_the_url(server, tmp
 
 
 def test_cli_downloads_into_root_and_train_data_reads_it(server, tmp_path, capsys):
-    server.serve(fake_mnist())
+    server.serve_checked(fake_mnist())
     assert main(["data", "download", "mnist", "--root", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert f"the files are in {(tmp_path / 'm').resolve()}" in out
@@ -197,14 +114,14 @@ def test_the_cache_is_used_without_a_path(server, tmp_path, monkeypatch):
         get_dataset("mnist")
     with pytest.raises(FileNotFoundError, match="run: convnetpy data download cifar10"):
         get_dataset("cifar10")
-    server.serve(fake_mnist())
+    server.serve_checked(fake_mnist())
     assert main(["data", "download", "mnist"]) == 0
     assert (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").is_file()
     assert len(get_dataset("mnist")) == 30 and len(get_dataset("mnist", split="test")) == 10
 
 
 def test_cifar10_download_extracts_and_loads(server, tmp_path, monkeypatch):
-    server.serve({"cifar-10-python.tar.gz": fake_cifar()})
+    server.serve_checked({"cifar-10-python.tar.gz": fake_cifar()})
     ds = load_cifar10(tmp_path, download=True)
     assert ds.images.shape == (30, 3, 32, 32) and ds.classes[0] == "airplane"
     assert len(load_cifar10(tmp_path, train=False)) == 4
@@ -229,7 +146,7 @@ def test_cifar10_download_extracts_and_loads(server, tmp_path, monkeypatch):
 ], ids=["dotdot", "nested-dotdot", "absolute", "symlink", "other-folder", "top-as-file"])
 def test_unsafe_tar_members_are_refused(server, tmp_path, members, links, why):
     good = {f"cifar-10-batches-py/data_batch_{i}": b"x" for i in range(1, 6)}
-    server.serve({"cifar-10-python.tar.gz": tar_gz({**good, **members}, links)})
+    server.serve_checked({"cifar-10-python.tar.gz": tar_gz({**good, **members}, links)})
     root = tmp_path / "root"
     with pytest.raises(ValueError, match=f"unsafe member .*{why}"):
         load_cifar10(root, download=True)
