@@ -36,20 +36,21 @@ def pytest_addoption(parser):
     parser.addoption("--regen-golden", action="store_true",
                      help="rewrite tests/golden/*.txt from the current output (then review "
                           "the diff)")
-    parser.addoption("--run-slow", action="store_true",
-                     help="also run the tests marked slow (or set CONVNETPY_SLOW=1)")
+    parser.addoption("--run-heavy", action="store_true",
+                     help="also run the tests marked heavy (or set CONVNETPY_HEAVY=1)")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``slow`` (tens of seconds each on 2 cores: the 60-140 M weight ImageNet
+    """Tests marked ``heavy`` (tens of seconds each on 2 cores: the 60-140 M weight ImageNet
     models) are skipped, with the reason, unless asked for: the default suite stays within
-    CI's time on a 2-core machine."""
-    if config.getoption("--run-slow") or os.environ.get("CONVNETPY_SLOW") == "1":
+    CI's time on a 2-core machine. Tests marked ``slow`` (a second or more each) run by
+    default; ``pytest -m "not slow"`` leaves them out for a quick check."""
+    if config.getoption("--run-heavy") or os.environ.get("CONVNETPY_HEAVY") == "1":
         return
-    skip = pytest.mark.skip(reason="slow (tens of seconds on 2 cores): run with --run-slow "
-                                   "or CONVNETPY_SLOW=1")
+    skip = pytest.mark.skip(reason="heavy (tens of seconds on 2 cores): run with --run-heavy "
+                                   "or CONVNETPY_HEAVY=1")
     for item in items:
-        if "slow" in item.keywords:
+        if "heavy" in item.keywords:
             item.add_marker(skip)
 
 

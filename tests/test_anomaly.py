@@ -116,6 +116,7 @@ def test_the_mode_is_per_thread():
     assert len(seen) == 1  # the other thread ran unchecked
 
 
+@pytest.mark.slow
 def test_numpy_warnings_do_not_reach_the_console():
     net = models.get("lenet5", num_classes=10, padding=2)
     with warnings.catch_warnings(record=True) as caught:

@@ -81,6 +81,7 @@ def test_each_path_table_holds_every_op_and_replaces_only_what_it_speeds_up():
         assert replaced == ops, path
 
 
+@pytest.mark.slow
 def test_info_reports_the_cpu_and_the_path_it_chose():
     res = subprocess.run([sys.executable, "-m", "convnetpy", "info", "--json"],
                          capture_output=True, text=True, check=True)
@@ -96,6 +97,7 @@ def test_info_reports_the_cpu_and_the_path_it_chose():
     assert f"cpu:      {here.model}" in text
 
 
+@pytest.mark.slow
 def test_thread_count_comes_from_the_environment():
     code = ("import convnetpy as cp; from convnetpy.backend import threads; "
             "print(cp.get_num_threads(), threads.THREADS_FROM)")
@@ -115,6 +117,7 @@ def test_thread_count_comes_from_the_environment():
 
 @pytest.mark.skipif(cpu.detect().numba is None or cpu.detect().machine != "x86_64",
                     reason="needs numba on x86-64 (the other CPU is named as an x86 one)")
+@pytest.mark.slow
 def test_compiled_code_is_cached_per_cpu_and_recompiled_on_another(tmp_path):
     # numba keys its cache by the host CPU's name and features: a second process on this
     # CPU loads the cached code, a process that sees another CPU (here: told it is a plain

@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_worker_reports_every_case():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "worker.py"), "convnetpy",
                           "--reps", "1"], capture_output=True, text=True, check=True)
@@ -51,6 +54,7 @@ def test_table_renders_a_report():
     assert "seed 1 validation accuracy by epoch: 80.00%, 93.12%" in text
 
 
+@pytest.mark.slow
 def test_training_worker_reports_throughput():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "worker.py"), "convnetpy",
                           "--reps", "1", "--train", "convnetjs"],
@@ -59,6 +63,7 @@ def test_training_worker_reports_throughput():
     assert res["train_img_s"][0] > 0 and res["infer_img_s"][0] > 0 and res["peak_rss_mib"] > 0
 
 
+@pytest.mark.slow
 def test_time_to_accuracy_reads_the_run_it_started():
     """The same code path as --time-to-accuracy, on the bundled digits for two epochs."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -70,6 +75,7 @@ def test_time_to_accuracy_reads_the_run_it_started():
         assert res["reached_after_s"] > 0 and res["best_val_acc"] >= 0.8
 
 
+@pytest.mark.slow
 def test_dashboard_overhead_run_reports_its_timing():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dashboard_overhead.py"),
                           "--one", "dashboard", "--steps", "22"],

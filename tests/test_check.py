@@ -9,6 +9,7 @@ import convnetpy.functional as F
 from convnetpy import models, nn
 
 
+@pytest.mark.slow
 def test_clean_model_has_no_warnings():
     assert cp.check(zoo("vgg16"), (1, 3, 224, 224)) == []
 

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import convnetpy
 from convnetpy.cli import main
 
@@ -21,6 +23,7 @@ def test_python_dash_m():
     assert out.stdout.startswith("convnetpy ")
 
 
+@pytest.mark.slow
 def test_demo_learns_the_synthetic_task(capsys):
     assert main(["demo", "--steps", "40"]) == 0
     out = capsys.readouterr().out

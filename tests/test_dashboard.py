@@ -237,6 +237,7 @@ def test_remote_binding_needs_an_explicit_flag():
     m.close()
 
 
+@pytest.mark.slow
 def test_a_watched_training_run_takes_a_new_learning_rate(tmp_path):
     from convnetpy.train import TrainConfig, fit
 
@@ -274,6 +275,7 @@ def test_a_watched_training_run_takes_a_new_learning_rate(tmp_path):
         srv.stop()
 
 
+@pytest.mark.slow
 def test_pausing_from_the_page_holds_training_until_resumed(tmp_path):
     import threading
 
@@ -320,6 +322,7 @@ def test_pausing_from_the_page_holds_training_until_resumed(tmp_path):
         srv.stop()
 
 
+@pytest.mark.slow
 def test_dashboard_command_serves_a_finished_run(tmp_path):
     import re
     import signal

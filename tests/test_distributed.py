@@ -143,6 +143,7 @@ def test_sync_batchnorm_alone_is_batchnorm():
 @needs_mpi
 @pytest.mark.parametrize("kind,overlap", [("plain", "overlap"), ("plain", "no-overlap"),
                                           ("syncbn", "overlap")])
+@pytest.mark.slow
 def test_two_ranks_equal_one_process_with_the_double_batch(tmp_path, kind, overlap):
     two, one = tmp_path / "two.npz", tmp_path / "one.npz"
     r = mpirun([HERE / "equivalence.py", two, 16, kind, 20, overlap])
@@ -156,6 +157,7 @@ def test_two_ranks_equal_one_process_with_the_double_batch(tmp_path, kind, overl
         assert np.abs(a[k].astype(np.float64) - b[k]).max() <= 1e-5 * scale, k
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_cli_under_mpiexec_trains_one_run(tmp_path):
     r = mpirun(["-m", "convnetpy", "train", "--model", "convnetjs_cifar10", "--data",
@@ -177,6 +179,7 @@ def test_cli_under_mpiexec_trains_one_run(tmp_path):
     assert meta["world_size"] == 2 and meta["config"]["batch_size"] == 16
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_resume_on_another_world_size(tmp_path):
     r = mpirun(["-m", "convnetpy", "train", "--model", "convnetjs_cifar10", "--data",
@@ -192,6 +195,7 @@ def test_resume_on_another_world_size(tmp_path):
                for x in lines)
 
 
+@pytest.mark.slow
 @needs_mpi
 @pytest.mark.parametrize("how", ["raise", "kill"])
 def test_a_failing_rank_ends_every_rank_in_time(tmp_path, how):

@@ -79,6 +79,7 @@ def _torch_airbench(widths):
     return Net().double()
 
 
+@pytest.mark.slow
 @needs_torch
 def test_the_recipe_trains_as_in_torch():
     """Network, loss, both optimizer groups, the triangle schedule and the running
@@ -231,6 +232,7 @@ def test_whiten_init_decorrelates_the_first_layer_and_freezes_it():
         initialise(TrainConfig(init="whiten"), nn.Linear(2, 2), ds, mean, std)
 
 
+@pytest.mark.slow
 def test_the_last_epoch_is_validated_with_tta_too():
     cfg = TrainConfig(**{**preset("cifar10-quick"), "data": "synthetic:300", "epochs": 2,
                          "batch_size": 100, "model_kwargs": {"widths": [8, 8, 8]},
@@ -251,6 +253,7 @@ def test_the_last_epoch_is_validated_with_tta_too():
     assert by_hand["loss"] == pytest.approx(last["val_loss_tta"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_the_recipe_resumes_exactly(tmp_path):
     """Whitening, frozen weights, two parameter groups and the triangle schedule all come
     back from a checkpoint: a run stopped mid-epoch and resumed ends where a straight run

@@ -91,6 +91,7 @@ def test_nearest_neighbours_errors():
         nearest_neighbours(a, a, k=1, metric="manhattan")
 
 
+@pytest.mark.slow
 def test_pca_matches_sklearn_up_to_sign_and_fixes_the_sign():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((50, 6)) @ rng.standard_normal((6, 6)) + 5.0

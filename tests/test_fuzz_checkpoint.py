@@ -196,6 +196,7 @@ def _weights(new: bytes):
     return apply
 
 
+@pytest.mark.slow
 def test_mutated_checkpoints_load_equal_or_raise_checkpoint_error(base, tmp_path):
     reference = load_everything(base)
     meta = json.loads((base / META).read_text())

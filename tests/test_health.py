@@ -209,6 +209,7 @@ def test_health_jsonl_round_trips_and_a_cut_line_is_skipped(tmp_path):
         read_health(tmp_path)
 
 
+@pytest.mark.slow
 def test_health_every_zero_writes_nothing_and_the_callbacks(tmp_path):
     r, _ = run_tiny(tmp_path, tiny(), health_every=0, max_steps=2)
     assert not (tmp_path / r["run_dir"].split("/")[-1] / "health.jsonl").exists()
@@ -232,6 +233,7 @@ def test_health_every_zero_writes_nothing_and_the_callbacks(tmp_path):
     assert TrainConfig.from_dict(old).health_every == TrainConfig().health_every
 
 
+@pytest.mark.slow
 def test_a_resumed_run_records_what_a_straight_run_does(tmp_path):
     base = dict(model="lenet5", data="synthetic:320", epochs=2, batch_size=32, lr=0.02,
                 val_fraction=0.2, progress=False, augment=["crop"], model_kwargs={},
@@ -261,6 +263,7 @@ def test_recording_does_not_change_the_training(tmp_path):
     assert all((w_on[n].numpy() == p.numpy()).all() for n, p in off["model"].named_parameters())
 
 
+@pytest.mark.slow
 def test_health_figure_plots_the_records(tmp_path):
     from convnetpy.viz.health import health_figure
     from convnetpy.viz.plots import save_figure

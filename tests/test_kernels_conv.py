@@ -122,6 +122,7 @@ def test_conv2d_float32_chunked_with_poisoned_buffers(case, poisoned_chunks):
     (8, 16, 24, 24, 40, (3, 3), (2, 2), ((1, 1), (1, 1))),
     (4, 64, 24, 23, 9, (1, 1), (1, 1), ((0, 0), (0, 0))),
 ])
+@pytest.mark.slow
 def test_conv2d_float32_split_over_threads(shape, every_path, monkeypatch):
     pieces = spy_threads(monkeypatch, fast_conv)
     check(*shape, (1, 1), 1, True, dtype=np.float32)
@@ -200,6 +201,7 @@ def conv_configs(draw):
             (dh, dw), groups, draw(st.booleans()))
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(cfg=conv_configs(), seed=st.integers(0, 2**16))
 def test_conv2d_hypothesis(cfg, seed):

@@ -55,6 +55,7 @@ def test_linear_hypothesis(lead, fin, fout, bias, seed):
     ((37,), 40, 11, True, True),  # ragged edges for the GEMM tiles
     ((400,), 700, 12, True, False),  # large enough to be split over two threads
 ])
+@pytest.mark.slow
 def test_linear_float32(lead, fin, fout, bias, views, every_path, monkeypatch):
     # every result within 1e-5 of the float64 reference (scaled by its largest value), for
     # contiguous inputs and for strided views, each gradient alone and all together
@@ -119,6 +120,7 @@ def test_activation_case_table(name):
 @settings(max_examples=200, deadline=None)
 @given(seed=st.integers(0, 2**16),
        shape=st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple))
+@pytest.mark.slow
 def test_activation_hypothesis(name, seed, shape):
     check_act(name, 4 * np.random.default_rng(seed).standard_normal(shape), seed)
 
@@ -289,6 +291,7 @@ def test_cross_entropy_case_table(reduction, weighted, ignore, smoothing):
        extra=st.sampled_from([(), (2,), (2, 3)]), weighted=st.booleans(),
        ignore=st.booleans(), reduction=st.sampled_from(["mean", "sum", "none"]),
        smoothing=st.sampled_from([0.0, 0.1, 0.5]), seed=st.integers(0, 2**16))
+@pytest.mark.slow
 def test_cross_entropy_hypothesis(n, c, extra, weighted, ignore, reduction, smoothing, seed):
     check_ce(n, c, extra, weighted, ignore, reduction, smoothing, seed)
 

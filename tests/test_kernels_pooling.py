@@ -98,6 +98,7 @@ def test_avg_pool_case_table(case):
 @settings(max_examples=200, deadline=None)
 @given(cfg=pool_configs(dilation=False), seed=st.integers(0, 2**16), cip=st.booleans(),
        div=st.sampled_from([None, None, 3]))
+@pytest.mark.slow
 def test_avg_pool_hypothesis(cfg, seed, cip, div):
     n, c, h, w, k, s, p, _, ceil = cfg
     check_avg(n, c, h, w, k, s, p, ceil, cip, div, seed)

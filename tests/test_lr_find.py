@@ -229,6 +229,7 @@ def test_the_config_sweep_is_fits_setup(tmp_path):
     assert not (tmp_path / "lf").exists() and get_rng_state() == rng
 
 
+@pytest.mark.slow
 def test_cli_writes_json_and_png_and_prints_the_suggestion(tmp_path, capsys):
     out = tmp_path / "lf"
     assert main(["lr-find", "--data", "synthetic:64", "--model", "convnetjs_cifar10",
@@ -278,7 +279,7 @@ def test_train_keeps_its_options_and_lr_find_offers_only_what_applies(capsys):
     assert _options("train") == {
         "-h", "--help", "--preset", "--model", "--data", "--epochs", "--batch-size", "--lr",
         "--out", "--resume", "--set", "--quiet", "--distributed", "--dashboard", "--port",
-        "--tensorboard",
+        "--tensorboard", "--detect-anomaly",
         "--host", "--allow-remote"}
     assert _options("lr-find") == {
         "-h", "--help", "--preset", "--model", "--data", "--batch-size", "--out", "--set",

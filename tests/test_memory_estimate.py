@@ -47,6 +47,7 @@ def measured_peak(name, chw):
     return net, held + peak
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,chw", NETS, ids=[n for n, _ in NETS])
 def test_estimate_within_a_quarter_of_the_measured_peak(name, chw):
     net, peak = measured_peak(name, chw)
@@ -57,6 +58,7 @@ def test_estimate_within_a_quarter_of_the_measured_peak(name, chw):
         f"{peak / 2**20:.2f} MiB ({s.peak})")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,chw", NETS, ids=[n for n, _ in NETS])
 def test_estimate_on_the_numpy_path(name, chw):
     """The numpy path's larger batch chunks make the memory pool's spare buffers visible:

@@ -18,6 +18,7 @@ PUBLISHED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PUBLISHED))
 def test_published_params_and_macs(name):
     params, gmacs = PUBLISHED[name]
@@ -204,6 +205,7 @@ def torch_twins():
 @needs_torch
 @pytest.mark.parametrize("name", ["alexnet", "vgg16", "vgg11_bn", "googlenet", "resnet18",
                                   "resnet34", "resnet50"])
+@pytest.mark.slow
 def test_state_dict_keys_match_torchvision_layout(name):
     theirs = torch_twins()[name]().state_dict()
     ours = zoo(name).state_dict()

@@ -49,6 +49,7 @@ MEDIUM = [("googlenet", 32), ("resnet18", 32), ("resnet34", 32), ("resnet50", 32
 BIG = [("alexnet", 63)] + [(f"vgg{d}{bn}", 32) for d in (11, 13, 16, 19) for bn in ("", "_bn")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SMALL)
 def test_small_zoo_models_match_onnxruntime_at_batch_1_and_7(name):
     model = models.get(name)
@@ -64,12 +65,13 @@ def test_every_zoo_model_is_in_one_of_the_lists():
     assert listed == set(models.list_models())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,size", MEDIUM)
 def test_imagenet_models_match_onnxruntime_at_a_small_input(name, size):
     _check(models.get(name, num_classes=10), (3, size, size))
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("name,size", BIG)
 def test_big_imagenet_models_match_onnxruntime(name, size):
     # 60-140 M weights each: copying them into the protobuf dominates (10-40 s a model)

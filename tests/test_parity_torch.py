@@ -114,6 +114,7 @@ def test_state_dict_keys_match_torch():
             np.testing.assert_array_equal(ours.state_dict()[k].numpy(), v.numpy())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net", ["convnetjs", "resnet20"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 def test_network_parity(net, dtype):
@@ -128,6 +129,7 @@ def test_network_parity(net, dtype):
     compare(ours, theirs, x, dtype=dtype, train=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net", ["convnetjs", "resnet20"])
 def test_fifty_sgd_steps_match_torch(net):
     """50 steps of SGD (momentum, weight decay) on a fixed batch, float64: same losses."""
@@ -166,6 +168,7 @@ def test_fifty_sgd_steps_match_torch(net):
     ("AdamW", dict(lr=0.01, amsgrad=True)),
     ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True)),
 ])
+@pytest.mark.slow
 def test_optimizer_steps_and_state_dict_match_torch(name, kw):
     cp.manual_seed(0)
     ours = nets.convnetjs_cifar10(nn).double()

@@ -48,6 +48,7 @@ def test_expected_output_reads_trailing_and_following_comments():
     assert got == ["1", "a b", "not output"]
 
 
+@pytest.mark.slow
 def test_readme_python_blocks_print_what_they_say():
     text = README.read_text()
     blocks = python_blocks(text)
@@ -71,6 +72,7 @@ def test_readme_python_blocks_print_what_they_say():
     assert checked >= 15
 
 
+@pytest.mark.slow
 def test_readme_commands_all_run(tmp_path):
     """Every ``convnetpy ...`` line of the README's shell blocks, with small settings."""
     from readme_commands import readme_commands, run_all

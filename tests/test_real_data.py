@@ -22,6 +22,7 @@ def test_real_mnist_loads():
     assert ds.images.shape == (60000, 1, 28, 28) and np.bincount(ds.labels).min() > 5000
 
 
+@pytest.mark.slow
 @needs_cifar
 def test_real_cifar_batches_load_through_the_restricted_unpickler(tmp_path):
     pytest.importorskip("PIL")

@@ -83,6 +83,7 @@ def independent(run: Path):
     return res, p / p.sum(axis=1, keepdims=True), ds, ck.meta["classes"]
 
 
+@pytest.mark.slow
 def test_report_of_two_runs(runs, tmp_path, capsys):
     out = tmp_path / "r.html"
     assert main(["report", *map(str, runs), "-o", str(out), "--top", "6"]) == 0

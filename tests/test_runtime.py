@@ -30,6 +30,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
 def test_keep_freed_memory_stops_the_page_faults_of_repeated_large_arrays():
     def faults(mode):
@@ -55,6 +56,7 @@ def test_thread_count_round_trips_and_validates():
         cp.runtime.set_num_threads(-2)
 
 
+@pytest.mark.slow
 def test_the_compute_path_is_chosen_by_environment_and_by_call():
     code = ("from convnetpy import runtime; print(runtime.compute_path()); "
             "runtime.use_path('numpy'); print(runtime.compute_path()); "

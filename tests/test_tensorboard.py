@@ -93,6 +93,7 @@ def run(tmp_path_factory):
             "scalars": values(events), "run_dir": Path(result["run_dir"])}
 
 
+@pytest.mark.slow
 def test_step_scalars_are_the_runs(run):
     s, seen = run["scalars"], run["steps"]
     assert sorted(s["train/loss"]) == list(range(1, 31)) == sorted(seen)

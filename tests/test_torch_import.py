@@ -130,11 +130,12 @@ def randomise(net):
 
 @pytest.mark.parametrize("name,make,size", [
     # 61 and 138 million parameters: building, saving and loading them takes half a minute
-    pytest.param("alexnet", lambda: TVAlexNet(), 96, marks=pytest.mark.slow),
-    pytest.param("vgg16", lambda: TVVGG(VGG16), 64, marks=pytest.mark.slow),
+    pytest.param("alexnet", lambda: TVAlexNet(), 96, marks=pytest.mark.heavy),
+    pytest.param("vgg16", lambda: TVVGG(VGG16), 64, marks=pytest.mark.heavy),
     ("resnet18", lambda: TVResNet([2, 2, 2, 2]), 64),
     ("resnet34", lambda: TVResNet([3, 4, 6, 3]), 64),
 ])
+@pytest.mark.slow
 def test_torchvision_layouts_load_into_the_zoo(tmp_path, name, make, size):
     theirs = randomise(make())
     path = tmp_path / f"{name}.pt"

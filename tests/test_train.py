@@ -31,6 +31,7 @@ def quiet(*a):
     pass
 
 
+@pytest.mark.slow
 def test_fit_learns_and_writes_the_run_folder(tmp_path):
     r = fit(cfg(tmp_path, epochs=3, lr=0.02), log=quiet)
     run = tmp_path / os.path.basename(r["run_dir"])
@@ -105,6 +106,7 @@ def _state(run_dir):
     return c, {k: v for k, v in c.model_state.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_at", [13, 16], ids=["mid-epoch", "epoch-boundary"])
 def test_resume_in_a_fresh_process_is_bit_identical(tmp_path, stop_at):
     base = ["--data", "synthetic:320", "--model", "lenet5", "--epochs", "3", "--batch-size",
@@ -133,6 +135,7 @@ def test_resume_in_a_fresh_process_is_bit_identical(tmp_path, stop_at):
         (h["val_acc"], h["loss"]) for h in cb.meta["history"]]
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments(tmp_path):
     """20 kills: the newest checkpoint always loads and is at most one interval behind."""
     rng = random.Random(0)
@@ -166,6 +169,7 @@ def test_sigkill_at_random_moments(tmp_path):
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp-")]
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     # far more epochs than run before the signal (sent once the first steps are logged):
     # a fixed sleep let a fast machine finish first
@@ -185,6 +189,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert ck.load_checkpoint(tmp_path / "c").meta["step"] == last
 
 
+@pytest.mark.slow
 def test_cli_train_eval_predict_end_to_end(tmp_path, capsys):
     from PIL import Image
 
@@ -209,6 +214,7 @@ def test_cli_train_eval_predict_end_to_end(tmp_path, capsys):
     assert "unknown setting(s) nonsense" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resnet20_preset_starts_and_learns(tmp_path):
     """The paper's recipe needs hours here; check that it starts and that the loss falls."""
     from convnetpy.train import preset

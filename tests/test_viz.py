@@ -122,6 +122,7 @@ def trained_run(tmp_path_factory):
     return res["run_dir"]
 
 
+@pytest.mark.slow
 def test_viz_commands_write_pngs(trained_run, tmp_path, capsys):
     digit = tmp_path / "digit.png"
     Image.fromarray((np.random.default_rng(0).random((40, 30)) * 255).astype(np.uint8)).save(
