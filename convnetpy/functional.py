@@ -25,8 +25,22 @@ from .kernels import linear as kl
 from .kernels import normalization as kn
 from .kernels import padding as kp
 from .kernels import pooling as kpool
+from .kernels.loss import REDUCTIONS
 from .random import default_generator
-from .shape import ShapeError, pair, receptive_field_step, resolve_conv_padding
+from .shape import (
+    ShapeError,
+    check_choice,
+    check_dtype,
+    check_flag,
+    check_int,
+    check_ints,
+    check_number,
+    check_probability,
+    pair,
+    pool_args,
+    receptive_field_step,
+    resolve_conv_padding,
+)
 from .tensor import Tensor, cat, stack  # noqa: F401  (re-exported for convenience)
 
 
@@ -373,31 +387,49 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     x, w = _t(input), _t(weight, "weight")
     b = None if bias is None else _t(bias, "bias")
     _same_dtype("conv2d", x, weight=w, bias=b)
-    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    stride, dilation = pair(stride, "stride", op="conv2d"), pair(dilation, "dilation", op="conv2d")
+    groups = check_int(groups, "groups", "conv2d")
     if w.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (C_out, C_in/groups, KH, KW), got {w.shape}")
-    pads = resolve_conv_padding(padding, tuple(w.shape[2:]), stride, dilation)
+    pads = resolve_conv_padding(padding, tuple(w.shape[2:]), stride, dilation, op="conv2d")
     return _batched("conv2d", x, lambda x4: _Conv2d.apply(
-        x4, w, b, stride=stride, padding=pads, dilation=dilation, groups=int(groups)))
+        x4, w, b, stride=stride, padding=pads, dilation=dilation, groups=groups))
 
 
 def pad(input, pad, mode: str = "constant", value: float | None = None) -> Tensor:
-    """Pad the last one or two axes; ``pad`` = (left, right[, top, bottom]).
+    """Pad trailing dims as torch.nn.functional.pad: ``pad`` = (left, right, top, bottom,
+    front, back, ...), a (before, after) pair per dim from the last one backwards, at most
+    2 * input.ndim entries; negative entries crop. Constant padding takes any number of dims
+    (``pad=(0, 0, 0, 0, 2, 2)`` adds two zero channels each side of an (N, C, H, W) input:
+    ResNet's option-A shortcut); reflect, replicate and circular pad the last 1, 2 or 3 dims
+    of an input with one or two dims more (unbatched or batched).
 
-    NOTE: only the last two axes can be padded (PyTorch pads any number of trailing axes).
+    NOTE: circular padding that wraps around more than what its negative entries leave of a
+    dim is rejected (PyTorch returns uninitialised memory there).
+
+    Shape:
+        (*, H, W) -> (*, H + top + bottom, W + left + right), and so on for each pair
+
+    >>> import convnetpy as cp
+    >>> import convnetpy.functional as F
+    >>> F.pad(cp.zeros(2, 16, 8, 8), (0, 0, 0, 0, 8, 8)).shape
+    (2, 32, 8, 8)
     """
     x = _t(input)
-    pad = tuple(int(p) for p in pad)
-    if len(pad) not in (2, 4):
-        raise ValueError(f"pad must have 2 or 4 entries (left, right[, top, bottom]), got {pad}")
-    if mode not in kp.MODES:
-        raise ValueError(f"padding mode must be one of {kp.MODES}, got {mode!r}")
+    pad = check_ints(pad, "pad", "pad")
+    if len(pad) % 2 or len(pad) > 2 * x.ndim:
+        raise ValueError(f"pad(pad={pad}): pad must have 2 or 4 entries, or another even number "
+                         f"up to 2 * input.ndim = {2 * x.ndim} (a (before, after) pair per dim "
+                         f"from the last), got {len(pad)} for an input of shape {x.shape}")
+    mode = check_choice(mode, "mode", kp.MODES, "pad")
     if value is not None and mode not in ("constant", "zeros"):
-        raise ValueError(f"padding value is only used by mode='constant', not {mode!r}")
-    pad4 = pad + (0, 0) if len(pad) == 2 else pad
-    if mode != "constant" and x.ndim < 3:
-        raise ValueError(f"{mode} padding needs a (C, H, W) or (N, C, H, W) input, got {x.shape}")
-    return _Pad.apply(x, pad=pad4, mode=mode, value=0.0 if value is None else value)
+        raise ValueError(f"pad(value={value!r}): value is only used by mode='constant', not "
+                         f"{mode!r}")
+    value = check_number(value, "value", "pad", optional=True)
+    kp.check_pad_dims(x.shape, pad, mode)
+    if len(pad) < 4 and x.ndim >= 2:  # the two spatial pairs, as the ONNX export reads them
+        pad += (0,) * (4 - len(pad))
+    return _Pad.apply(x, pad=pad, mode=mode, value=0.0 if value is None else value)
 
 
 # ---------------------------------------------------------------- pooling
@@ -405,13 +437,13 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                return_indices=False):
     """Max pooling (stride defaults to kernel_size); padding counts as -inf."""
     x = _t(input)
-    k = pair(kernel_size, "kernel_size")
-    s = k if stride is None or stride == [] else pair(stride, "stride")
-    p, d = pair(padding, "padding", allow_zero=True), pair(dilation, "dilation")
+    k, s, p, d = pool_args("max_pool2d", kernel_size, stride, padding, dilation)
+    ceil_mode = check_flag(ceil_mode, "ceil_mode", "max_pool2d")
+    return_indices = check_flag(return_indices, "return_indices", "max_pool2d")
 
     def run(x4):
         out, ctx = _MaxPool2d.apply_with_ctx(x4, kernel=k, stride=s, padding=p, dilation=d,
-                                             ceil_mode=bool(ceil_mode))
+                                             ceil_mode=ceil_mode)
         return (out, Tensor._from_array(ctx.indices(out.data))) if return_indices else out
 
     return _batched("max_pool2d", x, run)
@@ -421,32 +453,41 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None) -> Tensor:
     """Average pooling (stride defaults to kernel_size); padding counts as 0."""
     x = _t(input)
-    k = pair(kernel_size, "kernel_size")
-    s = k if stride is None or stride == [] else pair(stride, "stride")
-    p = pair(padding, "padding", allow_zero=True)
+    k, s, p, _ = pool_args("avg_pool2d", kernel_size, stride, padding)
+    ceil_mode, count_include_pad, divisor_override = avg_pool_args(
+        "avg_pool2d", ceil_mode, count_include_pad, divisor_override)
     return _batched("avg_pool2d", x, lambda x4: _AvgPool2d.apply(
-        x4, kernel=k, stride=s, padding=p, ceil_mode=bool(ceil_mode),
-        count_include_pad=bool(count_include_pad), divisor_override=divisor_override))
+        x4, kernel=k, stride=s, padding=p, ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad, divisor_override=divisor_override))
 
 
-def _adaptive_size(x: Tensor, output_size) -> tuple[int, int]:
-    if isinstance(output_size, int):
-        return output_size, output_size
-    oh, ow = output_size
-    return (x.shape[-2] if oh is None else int(oh), x.shape[-1] if ow is None else int(ow))
+def avg_pool_args(op: str, ceil_mode, count_include_pad, divisor_override):
+    """AvgPool2d's other arguments, validated: two bools and a non-zero int or None (as
+    PyTorch, a negative divisor is allowed)."""
+    divisor = check_int(divisor_override, "divisor_override", op, low=None, optional=True)
+    if divisor == 0:
+        raise ValueError(f"{op}(divisor_override=0): divisor_override must not be zero")
+    return (check_flag(ceil_mode, "ceil_mode", op),
+            check_flag(count_include_pad, "count_include_pad", op), divisor)
+
+
+def _adaptive_size(x: Tensor, output_size, op: str) -> tuple[int, int]:
+    oh, ow = pair(output_size, "output_size", op=op, allow_none=True)
+    return (x.shape[-2] if oh is None else oh, x.shape[-1] if ow is None else ow)
 
 
 def adaptive_avg_pool2d(input, output_size) -> Tensor:
     """Average over PyTorch's adaptive bins; ``output_size`` 1 is global average pooling."""
     x = _t(input)
-    size = _adaptive_size(x, output_size)
+    size = _adaptive_size(x, output_size, "adaptive_avg_pool2d")
     return _batched("adaptive_avg_pool2d", x,
                     lambda x4: _AdaptiveAvgPool2d.apply(x4, output_size=size))
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     x = _t(input)
-    size = _adaptive_size(x, output_size)
+    size = _adaptive_size(x, output_size, "adaptive_max_pool2d")
+    return_indices = check_flag(return_indices, "return_indices", "adaptive_max_pool2d")
 
     def run(x4):
         out, ctx = _AdaptiveMaxPool2d.apply_with_ctx(x4, output_size=size)
@@ -473,7 +514,8 @@ def relu(input, inplace: bool = False) -> Tensor:
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    return _LeakyReLU.apply(_t(input), negative_slope=float(negative_slope))
+    slope = check_number(negative_slope, "negative_slope", "leaky_relu")
+    return _LeakyReLU.apply(_t(input), negative_slope=slope)
 
 
 def sigmoid(input) -> Tensor:
@@ -487,13 +529,12 @@ def tanh(input) -> Tensor:
 def gelu(input, approximate: str = "none") -> Tensor:
     """x * Phi(x) (Hendrycks and Gimpel, 2016), Phi the standard normal CDF; ``"tanh"``
     uses PyTorch's tanh approximation of it."""
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    check_choice(approximate, "approximate", ("none", "tanh"), "gelu")
     return _GELU.apply(_t(input), approximate=approximate)
 
 
 def _softmax_dim(x: Tensor, dim, name: str) -> int:
-    if dim is None:
+    if check_int(dim, "dim", name, low=None, optional=True) is None:
         warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the "
                       "call to include dim=X as an argument.", stacklevel=3)
         dim = 0 if x.ndim in (0, 1, 3) else 1
@@ -503,11 +544,13 @@ def _softmax_dim(x: Tensor, dim, name: str) -> int:
 
 
 def softmax(input, dim: int | None = None, dtype=None) -> Tensor:
+    dtype = check_dtype(dtype, "dtype", "softmax")
     x = _t(input) if dtype is None else _t(input).to(dtype)
     return _Softmax.apply(x, dim=_softmax_dim(x, dim, "softmax"))
 
 
 def log_softmax(input, dim: int | None = None, dtype=None) -> Tensor:
+    dtype = check_dtype(dtype, "dtype", "log_softmax")
     x = _t(input) if dtype is None else _t(input).to(dtype)
     return _LogSoftmax.apply(x, dim=_softmax_dim(x, dim, "log_softmax"))
 
@@ -516,15 +559,28 @@ def log_softmax(input, dim: int | None = None, dtype=None) -> Tensor:
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5) -> Tensor:
     """Batch normalisation; in training the running buffers (ndarrays or Tensors) are updated
-    in place."""
+    in place.
+
+    NOTE: momentum must lie in [0, 1] (PyTorch takes any number); eps must be positive in
+    training, as in PyTorch."""
     x = _t(input)
+    training = check_flag(training, "training", "batch_norm")
+    momentum, eps = norm_args("batch_norm", momentum, eps, training)
     rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
     rv = running_var.data if isinstance(running_var, Tensor) else running_var
     w = None if weight is None else _t(weight, "weight")
     b = None if bias is None else _t(bias, "bias")
     _same_dtype("batch_norm", x, weight=w, bias=b)
-    return _BatchNorm.apply(x, w, b, running_mean=rm, running_var=rv, training=bool(training),
-                            momentum=float(momentum), eps=float(eps))
+    return _BatchNorm.apply(x, w, b, running_mean=rm, running_var=rv, training=training,
+                            momentum=momentum, eps=eps)
+
+
+def norm_args(op: str, momentum, eps, training: bool = True) -> tuple[float | None, float]:
+    """Batch norm's momentum (None, or in [0, 1]) and eps (positive; in evaluation, as in
+    PyTorch, any number), validated."""
+    momentum = check_number(momentum, "momentum", op, 0.0, 1.0, optional=True)
+    return momentum, check_number(eps, "eps", op, 0.0 if training else None,
+                                  low_open=True)
 
 
 def sync_batch_norm(input, running_mean, running_var, weight=None, bias=None,
@@ -533,37 +589,48 @@ def sync_batch_norm(input, running_mean, running_var, weight=None, bias=None,
     sums a float64 array over them (``convnetpy.distributed`` gives it; None: this process
     alone, which is plain batch norm)."""
     x = _t(input)
+    momentum, eps = norm_args("sync_batch_norm", momentum, eps)
     w = None if weight is None else _t(weight, "weight")
     b = None if bias is None else _t(bias, "bias")
     _same_dtype("sync_batch_norm", x, weight=w, bias=b)
     rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
     rv = running_var.data if isinstance(running_var, Tensor) else running_var
     return _SyncBatchNorm.apply(x, w, b, running_mean=rm, running_var=rv,
-                                momentum=float(momentum), eps=float(eps), training=True,
+                                momentum=momentum, eps=eps, training=True,
                                 reduce=reduce or (lambda a: a))
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     x = _t(input)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    if not training or p == 0.0:
+    p = dropout_args("dropout", p)
+    if not check_flag(training, "training", "dropout") or p == 0.0:
         return x
-    return _Dropout.apply(x, p=float(p), rng=default_generator())
+    return _Dropout.apply(x, p=p, rng=default_generator())
+
+
+def dropout_args(op: str, p) -> float:
+    """Dropout's ``p``, validated: a probability."""
+    return check_probability(p, "p", op, "dropout probability has to be between 0 and 1")
 
 
 # ---------------------------------------------------------------- losses
-def _check_reduce_args(size_average, reduce, reduction: str) -> str:
+def loss_args(op: str, size_average, reduce, reduction: str) -> str:
+    """A loss's ``reduction``, validated (size_average and reduce are not supported)."""
     if size_average is not None or reduce is not None:
-        raise ValueError("size_average and reduce are deprecated and not supported; "
-                         "use reduction='mean' | 'sum' | 'none'")
-    return reduction
+        given = ", ".join(f"{n}={v!r}" for n, v in (("size_average", size_average),
+                                                     ("reduce", reduce)) if v is not None)
+        raise ValueError(f"{op}({given}): size_average and reduce are deprecated and not "
+                         "supported; use reduction='mean' | 'sum' | 'none'")
+    return check_choice(reduction, "reduction", REDUCTIONS, op,
+                        f"{reduction!r} is not a valid value for reduction; use one of "
+                        f"{REDUCTIONS}")
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,
              reduce=None, reduction: str = "mean") -> Tensor:
     x = _t(input)
-    reduction = _check_reduce_args(size_average, reduce, reduction)
+    reduction = loss_args("nll_loss", size_average, reduce, reduction)
+    ignore_index = check_int(ignore_index, "ignore_index", "nll_loss", low=None)
     return _NLLLoss.apply(x, _t(target, "target"), None if weight is None else _t(weight),
                           ignore_index=ignore_index, reduction=reduction)
 
@@ -579,7 +646,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     0.6931
     """
     x = _t(input)
-    reduction = _check_reduce_args(size_average, reduce, reduction)
+    reduction = loss_args("cross_entropy", size_average, reduce, reduction)
+    ignore_index = check_int(ignore_index, "ignore_index", "cross_entropy", low=None)
+    label_smoothing = check_probability(label_smoothing, "label_smoothing", "cross_entropy")
     if x.ndim == 1:  # unbatched (C,) logits with a scalar target
         x, target = x.unsqueeze(0), _t(target, "target").reshape(1)
         out = cross_entropy(x, target, weight, None, ignore_index, None, reduction,
@@ -588,7 +657,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     logp = log_softmax(x, dim=1)
     return _NLLLoss.apply(logp, _t(target, "target"), None if weight is None else _t(weight),
                           ignore_index=ignore_index, reduction=reduction,
-                          label_smoothing=float(label_smoothing))
+                          label_smoothing=label_smoothing)
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
@@ -597,7 +666,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     the same shape (PyTorch only warns and broadcasts, which is almost always a bug)."""
     x, t = _t(input), _t(target, "target")
     w = None if weight is None else _t(weight, "weight")
-    reduction = _check_reduce_args(size_average, reduce, reduction)
+    reduction = loss_args("mse_loss", size_average, reduce, reduction)
     return _MSELoss.apply(x, t, w, reduction=reduction)
 
 

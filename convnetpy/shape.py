@@ -25,7 +25,11 @@ Shape:
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
+
+import numpy as np
 
 
 class ShapeError(ValueError):
@@ -52,32 +56,166 @@ class ShapeError(ValueError):
         return f"{who}: {self.detail}"
 
 
-def pair(value: Any, name: str, allow_zero: bool = False) -> tuple[int, int]:
-    """Turn an int or a 2-sequence of ints into a pair, validating it.
+def _given(op: str | None, name: str, value: Any) -> str:
+    """The prefix that names the call and the argument as given: ``Linear(in_features=-1): ``."""
+    return f"{op}({name}={value!r}): " if op else ""
+
+
+def _kind(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def pair(value: Any, name: str, allow_zero: bool = False, op: str | None = None,
+         allow_none: bool = False) -> tuple[int, int]:
+    """Turn an int or a 2-sequence of ints into a pair, validating it: each entry an integer
+    (not a bool) that is positive (non-negative with ``allow_zero``); with ``allow_none`` an
+    entry of a pair may be None (an adaptive pool's output size keeps that input size).
+    ``op`` names the layer or function in the message.
 
     >>> pair(3, "kernel_size")
     (3, 3)
     >>> pair((1, 2), "stride")
     (1, 2)
+    >>> pair(0, "stride", op="Conv2d")
+    Traceback (most recent call last):
+    ValueError: Conv2d(stride=0): stride must be positive, got 0
     """
-    if isinstance(value, (bool,)) or value is None:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if isinstance(value, (int,)) or (hasattr(value, "__index__") and not hasattr(value, "__len__")):
-        out = (int(value), int(value))
+    who = _given(op, name, value)
+    if _is_int(value):
+        out = (value, value)
+    elif isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{who}{name} must be an int or a pair of ints, got {_kind(value)}")
     else:
-        try:
-            out = tuple(int(v) for v in value)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+        out = tuple(value)
+        if not all(_is_int(v) or (allow_none and v is None) for v in out):
+            raise TypeError(f"{who}{name} must be an int or a pair of ints, got {value!r}")
         if len(out) == 1:
             out = (out[0], out[0])
         if len(out) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+            raise ValueError(f"{who}{name} must be an int or a pair of ints, got {value!r}")
     low = 0 if allow_zero else 1
-    if any(v < low for v in out):
+    if any(v is not None and v < low for v in out):
         bound = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-    return out  # type: ignore[return-value]
+        raise ValueError(f"{who}{name} must be {bound}, got {value!r}")
+    return tuple(None if v is None else int(v) for v in out)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- other arguments
+# Layers and F functions check what they are given with these, so that every message names
+# the call, the argument and the value: ``Linear(in_features=-1): in_features must be a
+# positive integer, got -1``. NOTE: a bool is never taken for a number (PyTorch takes True as
+# 1 for a float such as dropout's p, and as a size at construction).
+def check_int(value: Any, name: str, op: str | None = None, low: int | None = 1,
+              optional: bool = False) -> int | None:
+    """An integer argument (not a bool) of at least ``low`` (None: any); None passes when
+    ``optional``.
+
+    >>> check_int(-1, "in_features", "Linear")
+    Traceback (most recent call last):
+    ValueError: Linear(in_features=-1): in_features must be a positive integer, got -1
+    """
+    if value is None and optional:
+        return None
+    who = _given(op, name, value)
+    if not _is_int(value):
+        raise TypeError(f"{who}{name} must be an integer, got {_kind(value)}")
+    if low is not None and value < low:
+        need = {1: "a positive integer", 0: "a non-negative integer"}.get(
+            low, f"an integer >= {low}")
+        raise ValueError(f"{who}{name} must be {need}, got {value!r}")
+    return int(value)
+
+
+def check_ints(value: Any, name: str, op: str | None = None) -> tuple[int, ...]:
+    """A sequence of integers of any sign (not bools), as F.pad's ``pad``.
+
+    >>> check_ints((1, 2.5), "pad", "pad")
+    Traceback (most recent call last):
+    TypeError: pad(pad=(1, 2.5)): pad must be a sequence of ints, got float 2.5 at position 1
+    """
+    who = _given(op, name, value)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{who}{name} must be a sequence of ints, got {_kind(value)}")
+    out = tuple(value)
+    for i, v in enumerate(out):
+        if not _is_int(v):
+            raise TypeError(f"{who}{name} must be a sequence of ints, got {_kind(v)} at "
+                            f"position {i}")
+    return tuple(int(v) for v in out)
+
+
+def check_number(value: Any, name: str, op: str | None = None, low: float | None = None,
+                 high: float | None = None, optional: bool = False, need: str | None = None,
+                 low_open: bool = False) -> float | None:
+    """A real-number argument (not a bool, not a string) within [low, high] (``low_open``:
+    above ``low``), where they are given; ``need`` words the requirement differently.
+
+    >>> check_number(1.5, "label_smoothing", "CrossEntropyLoss", 0.0, 1.0)
+    Traceback (most recent call last):
+    ValueError: CrossEntropyLoss(label_smoothing=1.5): label_smoothing must be between 0.0 \
+and 1.0, got 1.5
+    """
+    if value is None and optional:
+        return None
+    who = _given(op, name, value)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{who}{name} must be a number, got {_kind(value)}")
+    v = float(value)
+    bad_low = low is not None and (v <= low if low_open else v < low)
+    if bad_low or (high is not None and v > high) or (math.isnan(v) and low is not None):
+        if need is None:
+            need = (f"{name} must be between {low} and {high}" if high is not None else
+                    f"{name} must be {'greater than' if low_open else 'at least'} {low}")
+        raise ValueError(f"{who}{need}, got {value!r}")
+    return v
+
+
+def check_probability(value: Any, name: str, op: str | None = None,
+                      need: str | None = None) -> float:
+    """A probability in [0, 1]."""
+    return check_number(value, name, op, 0.0, 1.0, need=need)  # type: ignore[return-value]
+
+
+def check_choice(value: Any, name: str, choices: tuple, op: str | None = None,
+                 need: str | None = None) -> str:
+    """One of the strings ``choices``.
+
+    >>> check_choice("avg", "reduction", ("none", "mean", "sum"), "nll_loss")
+    Traceback (most recent call last):
+    ValueError: nll_loss(reduction='avg'): reduction must be one of ('none', 'mean', 'sum'), \
+got 'avg'
+    """
+    who = _given(op, name, value)
+    if not isinstance(value, str):
+        raise TypeError(f"{who}{name} must be a string, one of {choices}, got {_kind(value)}")
+    if value not in choices:
+        raise ValueError(f"{who}{need or f'{name} must be one of {choices}'}, got {value!r}")
+    return value
+
+
+def check_flag(value: Any, name: str, op: str | None = None) -> bool:
+    """A bool (PyTorch's F functions take no int for a flag either)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{_given(op, name, value)}{name} must be a bool, got {_kind(value)}")
+    return bool(value)
+
+
+def check_dtype(value: Any, name: str = "dtype", op: str | None = None) -> np.dtype | None:
+    """None or a floating-point NumPy dtype (float16, float32, float64), as ``np.dtype``."""
+    if value is None:
+        return None
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise TypeError(f"{_given(op, name, value)}{name} must be a floating-point dtype "
+                        f"(float32, float64 or float16), got {dt or _kind(value)}")
+    return dt
 
 
 def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
@@ -221,12 +359,7 @@ def check_pool_axis(
 ) -> int:
     """Validate a pooling configuration along one axis the way PyTorch does; return its size."""
     span = dilation * (kernel - 1) + 1
-    if padding * 2 > span:
-        raise ShapeError(
-            op,
-            f"padding {padding} should be at most half of the effective kernel size "
-            f"{span} (kernel {kernel}, dilation {dilation}) along the {axis}",
-        )
+    check_pool_padding(op, (kernel,), (padding,), (dilation,), (axis,))
     out = pool_output_size(size, kernel, stride, padding, dilation, ceil_mode)
     if out <= 0:
         formula = conv_size_formula(size, kernel, stride, (padding, padding), dilation)
@@ -237,6 +370,41 @@ def check_pool_axis(
             + _fit_fixes(axis, size, kernel, 2 * padding, dilation),
         )
     return out
+
+
+def check_pool_padding(op: str, kernel: tuple[int, ...], padding: tuple[int, ...],
+                       dilation: tuple[int, ...] = (1, 1),
+                       axes: tuple[str, ...] = ("height", "width")) -> None:
+    """PyTorch's rule for a pooling window: padding at most half of the effective kernel
+    D*(K-1)+1 along each axis; a ShapeError otherwise (checked by layers at construction).
+
+    >>> check_pool_padding("MaxPool2d(kernel_size=3, padding=2)", (3, 3), (2, 2))
+    Traceback (most recent call last):
+    convnetpy.shape.ShapeError: MaxPool2d(kernel_size=3, padding=2): padding 2 should be at \
+most half of the effective kernel size 3 (kernel 3, dilation 1) along the height
+    """
+    for axis, k, p, d in zip(axes, kernel, padding, dilation):
+        span = d * (k - 1) + 1
+        if p * 2 > span:
+            raise ShapeError(op, f"padding {p} should be at most half of the effective kernel "
+                                 f"size {span} (kernel {k}, dilation {d}) along the {axis}")
+
+
+def pool_args(op: str, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1,
+              ) -> tuple[tuple[int, int], ...]:
+    """A pooling window's (kernel, stride, padding, dilation) pairs, validated as PyTorch
+    has them: stride None (or []) is the kernel, padding at most half the kernel.
+
+    >>> pool_args("MaxPool2d", 3, None, 1)
+    ((3, 3), (3, 3), (1, 1), (1, 1))
+    """
+    k = pair(kernel_size, "kernel_size", op=op)
+    no_stride = stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
+    s = k if no_stride else pair(stride, "stride", op=op)
+    p, d = pair(padding, "padding", True, op), pair(dilation, "dilation", op=op)
+    dil = f", dilation={dilation!r}" if d != (1, 1) else ""
+    check_pool_padding(f"{op}(kernel_size={kernel_size!r}, padding={padding!r}{dil})", k, p, d)
+    return k, s, p, d
 
 
 def adaptive_bins(size: int, out: int) -> tuple[list[int], list[int]]:
@@ -253,27 +421,30 @@ def adaptive_bins(size: int, out: int) -> tuple[list[int], list[int]]:
 
 def resolve_conv_padding(
     padding: Any, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+    op: str | None = None,
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Turn a conv ``padding`` argument (int, pair, 'valid', 'same') into per-side padding
-    ((top, bottom), (left, right)), with PyTorch's rules for 'same'.
+    ((top, bottom), (left, right)), with PyTorch's rules for 'same'; ``op`` names the caller
+    in an error.
 
     >>> resolve_conv_padding("same", (4, 3), (1, 1), (1, 1))
     ((1, 2), (1, 1))
     """
     if isinstance(padding, str):
+        who = _given(op, "padding", padding)
         if padding == "valid":
             return (0, 0), (0, 0)
         if padding == "same":
             if stride != (1, 1):
                 raise ValueError(
-                    f"padding='same' is not supported for strided convolutions (stride={stride})"
-                    "; use an explicit padding instead"
+                    f"{who}padding='same' is not supported for strided convolutions (stride="
+                    f"{stride}); use an explicit padding instead"
                 )
             return (same_padding(kernel[0], dilation[0]), same_padding(kernel[1], dilation[1]))
         raise ValueError(
-            f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"
+            f"{who}Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"
         )
-    ph, pw = pair(padding, "padding", allow_zero=True)
+    ph, pw = pair(padding, "padding", allow_zero=True, op=op)
     return (ph, ph), (pw, pw)
 
 
@@ -350,8 +521,9 @@ def linear_params_formula(in_features: int, out_features: int, bias: bool = True
 
 __all__ = [
     "ShapeError", "pair", "same_padding", "conv_output_size", "conv_size_formula",
-    "check_conv_axis", "pool_output_size", "check_pool_axis", "adaptive_bins",
-    "resolve_conv_padding", "inexact_note", "ReceptiveField", "INPUT_RF",
-    "conv_params_formula", "linear_params_formula",
-    "receptive_field_step", "conv_params", "linear_params",
+    "check_conv_axis", "pool_output_size", "check_pool_axis", "check_pool_padding",
+    "pool_args", "adaptive_bins", "resolve_conv_padding", "inexact_note", "ReceptiveField",
+    "INPUT_RF", "conv_params_formula", "linear_params_formula", "receptive_field_step",
+    "conv_params", "linear_params", "check_int", "check_ints", "check_number",
+    "check_probability", "check_choice", "check_flag", "check_dtype",
 ]

@@ -7,6 +7,7 @@ Shape:
 from __future__ import annotations
 
 from .. import functional as F
+from ..shape import check_choice, check_int, check_number
 from .module import Module
 
 
@@ -48,7 +49,8 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
-        self.negative_slope, self.inplace = negative_slope, inplace
+        self.negative_slope = check_number(negative_slope, "negative_slope", "LeakyReLU")
+        self.inplace = inplace
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
@@ -104,9 +106,7 @@ class GELU(Module):
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
-        self.approximate = approximate
+        self.approximate = check_choice(approximate, "approximate", ("none", "tanh"), "GELU")
 
     def forward(self, x):
         return F.gelu(x, self.approximate)
@@ -129,7 +129,7 @@ class Softmax(Module):
 
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
-        self.dim = dim
+        self.dim = check_int(dim, "dim", type(self).__name__, low=None, optional=True)
 
     def forward(self, x):
         return F.softmax(x, self.dim)
@@ -152,7 +152,7 @@ class LogSoftmax(Module):
 
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
-        self.dim = dim
+        self.dim = check_int(dim, "dim", type(self).__name__, low=None, optional=True)
 
     def forward(self, x):
         return F.log_softmax(x, self.dim)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..shape import conv_params_formula, pair, resolve_conv_padding
+from ..shape import (
+    check_choice,
+    check_dtype,
+    check_int,
+    conv_params_formula,
+    pair,
+    resolve_conv_padding,
+)
 from . import init
 from .module import Module
 
@@ -19,6 +26,9 @@ class Conv2d(Module):
     of an even kernel going right/bottom); ``padding_mode`` is zeros, reflect, replicate or
     circular. Weights are (C_out, C_in/groups, KH, KW), initialised as PyTorch does
     (kaiming_uniform with a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias likewise).
+    Every argument is checked here, not at the first forward.
+
+    NOTE: zero channels or a zero kernel size are rejected (PyTorch builds an empty layer).
 
     Shape:
         (N, C_in, H, W) -> (N, C_out, H_out, W_out),
@@ -34,25 +44,26 @@ class Conv2d(Module):
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
         super().__init__()
-        if groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups:
-            raise ValueError("out_channels must be divisible by groups")
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, but got "
-                             f"padding_mode='{padding_mode}'")
+        op = type(self).__name__
+        in_channels = check_int(in_channels, "in_channels", op)
+        out_channels = check_int(out_channels, "out_channels", op)
+        groups = check_int(groups, "groups", op)
+        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if channels % groups:
+                raise ValueError(f"{op}({name}={channels}, groups={groups}): {name} must be "
+                                 f"divisible by groups, got {channels} ({channels} % {groups} "
+                                 f"= {channels % groups})")
+        self.padding_mode = check_choice(padding_mode, "padding_mode", PADDING_MODES, op)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair(kernel_size, "kernel_size")
-        self.stride = pair(stride, "stride")
-        self.dilation = pair(dilation, "dilation")
+        self.kernel_size = pair(kernel_size, "kernel_size", op=op)
+        self.stride = pair(stride, "stride", op=op)
+        self.dilation = pair(dilation, "dilation", op=op)
+        # validates the pair, 'same' with stride > 1 and unknown strings now
+        self._pads = resolve_conv_padding(padding, self.kernel_size, self.stride, self.dilation,
+                                          op)
         self.padding = padding if isinstance(padding, str) else pair(padding, "padding", True)
-        self.padding_mode = padding_mode
-        # validates 'same' with stride > 1 and unknown strings now, not at the first forward
-        self._pads = resolve_conv_padding(padding, self.kernel_size, self.stride, self.dilation)
         self._create_weight_bias((out_channels, in_channels // groups) + self.kernel_size,
-                                 bias, dtype)
+                                 bias, check_dtype(dtype, "dtype", op))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

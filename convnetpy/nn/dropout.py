@@ -26,9 +26,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p, self.inplace = p, inplace
+        self.p, self.inplace = F.dropout_args(type(self).__name__, p), inplace
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)

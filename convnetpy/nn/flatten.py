@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..shape import check_int
 from .module import Module
 
 
@@ -19,7 +20,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = check_int(start_dim, "start_dim", "Flatten", low=None)
+        self.end_dim = check_int(end_dim, "end_dim", "Flatten", low=None)
 
     def forward(self, x):
         return x.flatten(self.start_dim, self.end_dim)

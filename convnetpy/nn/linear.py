@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..shape import ShapeError, linear_params_formula
+from ..shape import ShapeError, check_dtype, check_int, linear_params_formula
 from ..tensor import Tensor
 from . import init
 from .module import Module
@@ -42,6 +42,8 @@ class Linear(Module):
     """y = x W^T + b, with W of shape (out_features, in_features), initialised as PyTorch
     does (U(-1/sqrt(in_features), 1/sqrt(in_features)) for weight and bias).
 
+    NOTE: zero features are rejected (PyTorch builds an empty layer).
+
     Shape:
         (*, in_features) -> (*, out_features); parameters in_features*out_features + out_features
 
@@ -54,8 +56,11 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        self._create_weight_bias((self.out_features, self.in_features), bias, dtype)
+        op = type(self).__name__
+        self.in_features = check_int(in_features, "in_features", op)
+        self.out_features = check_int(out_features, "out_features", op)
+        self._create_weight_bias((self.out_features, self.in_features), bias,
+                                 check_dtype(dtype, "dtype", op))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..kernels.loss import REDUCTIONS
+from ..shape import check_int, check_probability
 from .module import Module
 
 
@@ -19,13 +19,7 @@ class _Loss(Module):
     def __init__(self, size_average: Any = None, reduce: Any = None,
                  reduction: str = "mean") -> None:
         super().__init__()
-        if size_average is not None or reduce is not None:
-            raise ValueError("size_average and reduce are deprecated and not supported; "
-                             "use reduction='mean' | 'sum' | 'none'")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"{reduction!r} is not a valid value for reduction; use "
-                             f"{REDUCTIONS}")
-        self.reduction = reduction
+        self.reduction = F.loss_args(type(self).__name__, size_average, reduce, reduction)
 
 
 class _WeightedLoss(_Loss):
@@ -54,10 +48,9 @@ class CrossEntropyLoss(_WeightedLoss):
                  reduce: Any = None, reduction: str = "mean",
                  label_smoothing: float = 0.0) -> None:
         super().__init__(weight, size_average, reduce, reduction)
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: "
-                             f"{label_smoothing}")
-        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+        op = type(self).__name__
+        self.ignore_index = check_int(ignore_index, "ignore_index", op, low=None)
+        self.label_smoothing = check_probability(label_smoothing, "label_smoothing", op)
 
     def forward(self, input, target):
         return F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
@@ -79,7 +72,8 @@ class NLLLoss(_WeightedLoss):
     def __init__(self, weight: Any = None, size_average: Any = None, ignore_index: int = -100,
                  reduce: Any = None, reduction: str = "mean") -> None:
         super().__init__(weight, size_average, reduce, reduction)
-        self.ignore_index = ignore_index
+        self.ignore_index = check_int(ignore_index, "ignore_index", type(self).__name__,
+                                      low=None)
 
     def forward(self, input, target):
         return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,

@@ -6,6 +6,10 @@ ones (unbiased variance), running = (1 - momentum) * running + momentum * batch;
 ``momentum=None`` the running statistics are a cumulative average. Evaluation uses the
 running statistics.
 
+Every argument is checked at construction. NOTE: zero features are rejected (PyTorch builds an
+empty layer), momentum must be None or lie in [0, 1] and eps be positive (PyTorch takes any
+number, and checks eps > 0 in training only).
+
 Shape:
     BatchNorm1d: (N, C) or (N, C, L); BatchNorm2d: (N, C, H, W) -> the same shape
 
@@ -21,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..shape import ShapeError
+from ..shape import ShapeError, check_dtype, check_int
 from ..tensor import Tensor
 from .module import Module, Parameter
 
@@ -33,9 +37,11 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True, device: Any = None,
                  dtype: Any = None, *, bias: bool = True) -> None:
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        op = type(self).__name__
+        self.num_features = num_features = check_int(num_features, "num_features", op)
+        self.momentum, self.eps = F.norm_args(op, momentum, eps)
         self.affine, self.track_running_stats = affine, track_running_stats
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        dtype = np.dtype(np.float32 if dtype is None else check_dtype(dtype, "dtype", op))
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=dtype))
             if bias:

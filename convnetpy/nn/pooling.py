@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
+from ..shape import check_flag, pair, pool_args
 from .module import Module
 
 
@@ -37,10 +38,13 @@ class MaxPool2d(Module):
                  dilation: Any = 1, return_indices: bool = False,
                  ceil_mode: bool = False) -> None:
         super().__init__()
+        op = type(self).__name__
+        pool_args(op, kernel_size, stride, padding, dilation)  # checked here, kept as given
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.dilation = padding, dilation
-        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+        self.return_indices = check_flag(return_indices, "return_indices", op)
+        self.ceil_mode = check_flag(ceil_mode, "ceil_mode", op)
 
     def forward(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
@@ -68,10 +72,13 @@ class AvgPool2d(Module):
                  ceil_mode: bool = False, count_include_pad: bool = True,
                  divisor_override: int | None = None) -> None:
         super().__init__()
+        op = type(self).__name__
+        pool_args(op, kernel_size, stride, padding)  # checked here, kept as given
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
-        self.padding, self.ceil_mode = padding, ceil_mode
-        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+        self.padding = padding
+        self.ceil_mode, self.count_include_pad, self.divisor_override = F.avg_pool_args(
+            op, ceil_mode, count_include_pad, divisor_override)
 
     def forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
@@ -97,6 +104,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size: Any) -> None:
         super().__init__()
+        pair(output_size, "output_size", op=type(self).__name__, allow_none=True)
         self.output_size = output_size
 
     def forward(self, x):
@@ -120,7 +128,10 @@ class AdaptiveMaxPool2d(Module):
 
     def __init__(self, output_size: Any, return_indices: bool = False) -> None:
         super().__init__()
-        self.output_size, self.return_indices = output_size, return_indices
+        op = type(self).__name__
+        pair(output_size, "output_size", op=op, allow_none=True)
+        self.output_size = output_size
+        self.return_indices = check_flag(return_indices, "return_indices", op)
 
     def forward(self, x):
         return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from ..shape import check_choice
 from ..tensor import Tensor
 from .module import Module
 
@@ -34,9 +35,11 @@ class TTA(Module):
 
     def __init__(self, model: Module, mode: str = "flip") -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"test-time augmentation must be one of {', '.join(MODES)}, "
-                             f"got {mode!r}")
+        if not isinstance(model, Module):
+            raise TypeError(f"TTA(model={model!r}): model must be an nn.Module, got "
+                            f"{type(model).__name__}")
+        check_choice(mode, "mode", tuple(MODES), "TTA",
+                     f"test-time augmentation must be one of {', '.join(MODES)}")
         self.model, self.mode, self.passes = model, mode, MODES[mode]
 
     def _mirrored(self, x: Tensor) -> Tensor:
