@@ -201,6 +201,23 @@ def test_padding_modes(mode):
         assert [a.s for a in pads[0].attribute if a.name == "mode"] == [want]
 
 
+class OptionAShortcut(nn.Module):
+    """ResNet's option-A shortcut (stride-2 subsampling, zero channels added by F.pad) beside
+    a crop by negative pads."""
+
+    def forward(self, x):
+        a = cp.F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 2, 2))  # (N, C + 4, H / 2, W / 2)
+        b = cp.F.pad(x, (-1, 0, 1, -2))  # negative pads crop
+        return cp.cat([a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)], dim=1)
+
+
+def test_pad_of_any_trailing_dims_and_negative_pads():
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), OptionAShortcut())
+    proto = _check(model, (2, 6, 6))
+    pads = [n for n in proto.graph.node if n.op_type == "Pad"]
+    assert len(pads) == 2
+
+
 def test_circular_padding_before_opset_19_is_a_clear_error():
     model = nn.Sequential(nn.ReLU(), nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular"))
     with pytest.raises(ValueError, match=r"layer '1' \(Conv2d\).*opset 19"):

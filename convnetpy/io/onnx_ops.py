@@ -230,22 +230,24 @@ _PAD_MODES = {"constant": "constant", "zeros": "constant", "reflect": "reflect",
               "replicate": "edge", "circular": "wrap"}
 
 
-def pad_node(g, x: str, ndim: int, left, right, top, bottom, mode="constant", value=0.0,
+def pad_node(g, x: str, ndim: int, pad, mode="constant", value=0.0,
              dtype=np.float32) -> str:
+    """A Pad node for ``pad`` in F.pad's order: (before, after) pairs from the last axis
+    backwards, as many as it pads."""
     onnx_mode = _PAD_MODES[mode]
     if onnx_mode == "wrap" and g.opset < 19:
         raise Unsupported(f"circular padding needs ONNX Pad mode 'wrap', which exists from "
                           f"opset 19; export with opset=19 or later (asked: {g.opset})")
-    lead = [0] * (ndim - 2)
-    pads = g.ints(lead + [top, left] + lead + [bottom, right])
+    begins, ends = [0] * ndim, [0] * ndim
+    for k in range(len(pad) // 2):
+        begins[ndim - 1 - k], ends[ndim - 1 - k] = pad[2 * k], pad[2 * k + 1]
     value_in = g.const(np.asarray(value, dtype)) if onnx_mode == "constant" else None
-    return g.node("Pad", [x, pads, value_in], mode=onnx_mode)
+    return g.node("Pad", [x, g.ints(begins + ends), value_in], mode=onnx_mode)
 
 
 @_op("_Pad")
 def _pad(g, ctx, ins, kw, arrays, out):
-    left, right, top, bottom = kw["pad"]
-    return pad_node(g, ins[0], arrays[0].ndim, left, right, top, bottom, kw.get("mode"),
+    return pad_node(g, ins[0], arrays[0].ndim, kw["pad"], kw.get("mode"),
                     kw.get("value", 0.0), arrays[0].dtype)
 
 
@@ -289,7 +291,7 @@ def _avg_pool(g, ctx, ins, kw, arrays, out):
                       count_include_pad=1, **attrs)
     # ceil_mode's extra window: PyTorch counts the padding but not what lies past it, so
     # the padding becomes real zeros and only the overhang is left out of the count
-    y = ins[0] if not any(p) else pad_node(g, ins[0], x.ndim, p[1], p[1], p[0], p[0],
+    y = ins[0] if not any(p) else pad_node(g, ins[0], x.ndim, (p[1], p[1], p[0], p[0]),
                                            dtype=x.dtype)
     return g.node("AveragePool", [y], pads=[0, 0, eh - p[0], ew - p[1]], count_include_pad=0,
                   **attrs)
