@@ -20,15 +20,7 @@ import numpy as np
 
 from .autograd import Cost, Function, Window
 from .backend.dispatch import kernel
-from .kernels import conv as kc
-from .kernels import linear as kl
-from .kernels import normalization as kn
-from .kernels import padding as kp
-from .kernels import pooling as kpool
-from .kernels.loss import REDUCTIONS
-from .random import default_generator
-from .shape import (
-    ShapeError,
+from .checks import (
     check_choice,
     check_dtype,
     check_flag,
@@ -36,11 +28,15 @@ from .shape import (
     check_ints,
     check_number,
     check_probability,
-    pair,
-    pool_args,
-    receptive_field_step,
-    resolve_conv_padding,
 )
+from .kernels import conv as kc
+from .kernels import linear as kl
+from .kernels import normalization as kn
+from .kernels import padding as kp
+from .kernels import pooling as kpool
+from .kernels.loss import REDUCTIONS
+from .random import default_generator
+from .shape import ShapeError, pair, pool_args, receptive_field_step, resolve_conv_padding
 from .tensor import Tensor, cat, stack  # noqa: F401  (re-exported for convenience)
 
 

@@ -28,7 +28,7 @@ def imports(path: Path) -> set[str]:
 # above (the layers of DESIGN.md; the package's __init__ is the public facade that the
 # command line and the dashboard may use)
 LAYERS = [
-    {"version", "shape", "random"},
+    {"version", "shape", "checks", "random"},
     {"kernels"},
     {"backend", "runtime"},
     {"autograd", "anomaly"},

@@ -7,7 +7,7 @@ Shape:
 from __future__ import annotations
 
 from .. import functional as F
-from ..shape import check_choice, check_int, check_number
+from ..checks import check_choice, check_int, check_number
 from .module import Module
 
 

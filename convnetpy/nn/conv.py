@@ -5,14 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..shape import (
-    check_choice,
-    check_dtype,
-    check_int,
-    conv_params_formula,
-    pair,
-    resolve_conv_padding,
-)
+from ..checks import check_choice, check_dtype, check_int
+from ..shape import conv_params_formula, pair, resolve_conv_padding
 from . import init
 from .module import Module
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..shape import check_int
+from ..checks import check_int
 from .module import Module
 
 

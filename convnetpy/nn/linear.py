@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..shape import ShapeError, check_dtype, check_int, linear_params_formula
+from ..checks import check_dtype, check_int
+from ..shape import ShapeError, linear_params_formula
 from ..tensor import Tensor
 from . import init
 from .module import Module

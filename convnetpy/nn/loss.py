@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..shape import check_int, check_probability
+from ..checks import check_int, check_probability
 from .module import Module
 
 

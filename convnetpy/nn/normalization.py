@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..shape import ShapeError, check_dtype, check_int
+from ..checks import check_dtype, check_int
+from ..shape import ShapeError
 from ..tensor import Tensor
 from .module import Module, Parameter
 

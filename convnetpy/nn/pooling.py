@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..shape import check_flag, pair, pool_args
+from ..checks import check_flag
+from ..shape import pair, pool_args
 from .module import Module
 
 

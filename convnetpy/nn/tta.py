@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ..shape import check_choice
+from ..checks import check_choice
 from ..tensor import Tensor
 from .module import Module
 
