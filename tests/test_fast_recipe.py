@@ -159,9 +159,11 @@ def test_airbench_net_counts_its_parameters_by_the_formula():
     assert sum(isinstance(m, nn.GELU) for m in gelu.modules()) == 4  # whiten + 3 blocks
 
 
-def test_triangle_schedule_rises_then_falls_to_zero():
+@pytest.mark.parametrize("end", [0.0, 0.07])
+def test_triangle_schedule_rises_then_falls_to_its_end(end):
     total, peak = 50, 10
-    cfg = TrainConfig(lr=2.0, schedule="triangle", pct_start=0.2, lr_start_factor=0.25)
+    cfg = TrainConfig(lr=2.0, schedule="triangle", pct_start=0.2, lr_start_factor=0.25,
+                      lr_end_factor=end)
     opt = make_optimizer(cfg, nn.Linear(2, 2))
     sched = make_scheduler(cfg, opt, total)
     lrs = [opt.param_groups[0]["lr"]]
@@ -169,7 +171,8 @@ def test_triangle_schedule_rises_then_falls_to_zero():
         opt.step()
         sched.step()
         lrs.append(opt.param_groups[0]["lr"])
-    expect = [2.0 * (0.25 + 0.75 * t / peak) if t <= peak else 2.0 * (total - t) / (total - peak)
+    expect = [2.0 * (0.25 + 0.75 * t / peak) if t <= peak
+              else 2.0 * (1 - (1 - end) * (t - peak) / (total - peak))
               for t in range(total + 1)]
     np.testing.assert_allclose(lrs, expect, rtol=1e-9, atol=1e-12)
 
@@ -276,6 +279,9 @@ def test_the_recipe_resumes_exactly(tmp_path):
     ("schedule", "triangles", "schedule must be one of"),
     ("lr_start_factor", 0.0, r"lr_start_factor must be in \(0, 1\]"),
     ("bn_bias_lr_factor", 0.0, "bn_bias_lr_factor must be positive"),
+    ("lr_end_factor", 1.5, r"lr_end_factor must be in \[0, 1\]"),
+    ("lookahead_alpha", 0.0, r"lookahead_alpha must be in \(0, 1\]"),
+    ("lookahead_k", -1, "lookahead_k must be >= 0"),
     ("init", "orthogonal", "init must be one of"),
     ("tta", "rotate", "tta must be one of"),
     ("augment", ["shift"], "augment must be a list of"),

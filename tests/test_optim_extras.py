@@ -51,9 +51,42 @@ def test_lookahead_resumes_exactly_and_drives_schedules():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
     with pytest.raises(ValueError, match="k must be a positive integer"):
         optim.Lookahead(optim.SGD([nn.Parameter(np.zeros(1))], lr=0.1), k=0)
-    bad = dict(opt.state_dict(), slow=[np.zeros(3)])
+    bad = opt.state_dict()
+    bad["state"][0]["lookahead_slow"] = np.zeros(3)
     with pytest.raises(ValueError, match="slow weights do not match"):
         opt.load_state_dict(bad)
+    with pytest.raises(ValueError, match="slow weights do not match"):
+        opt.load_state_dict(optim.SGD([w], lr=0.1, momentum=0.9).state_dict())
+
+
+def test_lookahead_cubic_alpha_is_airbenchs_schedule_and_ends_on_the_slow_weights():
+    """alpha = 1 - (1 - end) * (s / T) ** 3 at the syncs (airbench94's decay
+    0.95 ** 5 * (s / T) ** 3 is 1 - alpha), then use_slow() drops the unsynced steps."""
+    total, k, end = 11, 3, 1 - 0.95 ** 5
+    w = nn.Parameter(np.zeros(2))
+    opt = optim.Lookahead(optim.SGD([w], lr=0.1, momentum=0.9), k=k,
+                          alpha=optim.cubic_alpha(total, end))
+    fast, slow, vel = np.zeros(2), np.zeros(2), np.zeros(2)
+    for s in range(total):
+        w.grad = cp.tensor(grads(s))
+        opt.step()
+        vel = 0.9 * vel + grads(s)
+        fast = fast - 0.1 * vel
+        if (s + 1) % k == 0:
+            decay = 0.95 ** 5 * ((s + 1) / total) ** 3
+            slow = decay * slow + (1 - decay) * fast
+            fast = slow.copy()
+    np.testing.assert_allclose(w.numpy(), fast, rtol=1e-12, atol=1e-15)
+    assert not np.allclose(fast, slow)  # two fast steps since the last sync
+    opt.use_slow()
+    np.testing.assert_allclose(w.numpy(), slow, rtol=1e-12, atol=1e-15)
+    assert optim.cubic_alpha(total, end)(0) == 1.0
+    with pytest.raises(ValueError, match="end must be in"):
+        optim.cubic_alpha(10, 1.5)
+    with pytest.raises(ValueError, match="outside"):
+        bad = optim.Lookahead(optim.SGD([w], lr=0.1), k=1, alpha=lambda step: 2.0)
+        w.grad = cp.tensor(grads(0))
+        bad.step()
 
 
 def model_sequence(weights):

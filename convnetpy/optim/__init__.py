@@ -4,10 +4,10 @@ weight averages (swa_utils.AveragedModel: SWA, EMA)."""
 
 from . import lr_scheduler, swa_utils
 from .adam import Adam, AdamW
-from .lookahead import Lookahead
+from .lookahead import Lookahead, cubic_alpha
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Lookahead", "lr_scheduler",
-           "swa_utils"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Lookahead", "cubic_alpha",
+           "lr_scheduler", "swa_utils"]

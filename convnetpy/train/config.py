@@ -33,7 +33,8 @@ class TrainConfig:
     # constant | onecycle | cosine | multistep | step | triangle
     schedule: str = "onecycle"
     pct_start: float = 0.25        # one-cycle / triangle: the fraction of the run spent warming up
-    lr_start_factor: float = 0.2   # triangle: the first lr is this times lr (then up, then to 0)
+    lr_start_factor: float = 0.2   # triangle: the first lr is this times lr (then up, then down)
+    lr_end_factor: float = 0.0     # triangle: the last lr is this times lr
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # multistep: fractions
     gamma: float = 0.1             # multistep/step decay factor
     label_smoothing: float = 0.0   # cross-entropy label smoothing
@@ -41,6 +42,13 @@ class TrainConfig:
     init: str = "default"          # default | whiten (the first conv, from the data; frozen)
     tta: str = "none"              # the final validation: none | flip | flip-translate
     grad_clip: float = 0.0         # clip the global gradient norm to this (0: off)
+    # optim.Lookahead around the optimizer: every lookahead_k steps the slow weights move
+    # lookahead_alpha of the way to the fast ones (0: off); with lookahead_ramp the share
+    # falls from 1 to lookahead_alpha as the cube of the run's progress (airbench's
+    # optim.cubic_alpha), and the model ends on the slow weights
+    lookahead_k: int = 0
+    lookahead_alpha: float = 0.5
+    lookahead_ramp: bool = False
     augment: list[str] = field(default_factory=list)  # any of crop, translate, flip, cutout
     crop_padding: int = 4          # crop: zero padding; translate: reflected (the largest shift)
     cutout: int = 8                # side of the cutout square
@@ -100,6 +108,10 @@ class TrainConfig:
         need(0 < self.pct_start < 1, f"pct_start must be in (0, 1), got {self.pct_start}")
         need(0 < self.lr_start_factor <= 1, "lr_start_factor must be in (0, 1], got "
              f"{self.lr_start_factor}")
+        need(0 <= self.lr_end_factor <= 1, "lr_end_factor must be in [0, 1], got "
+             f"{self.lr_end_factor}")
+        need(0 < self.lookahead_alpha <= 1, "lookahead_alpha must be in (0, 1], got "
+             f"{self.lookahead_alpha}")
         need(self.bn_bias_lr_factor > 0, "bn_bias_lr_factor must be positive, got "
              f"{self.bn_bias_lr_factor}")
         need(self.init in INITS, f"init must be one of {INITS}, got {self.init!r}")
@@ -116,7 +128,7 @@ class TrainConfig:
         need(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got "
              f"{self.val_fraction}")
         for name in ("early_stopping", "checkpoint_every", "max_steps", "crop_padding",
-                     "cutout", "health_every"):
+                     "lookahead_k", "cutout", "health_every"):
             need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         need(self.time_limit >= 0, f"time_limit must be >= 0, got {self.time_limit}")
         need(isinstance(self.model_kwargs, dict), "model_kwargs must be a mapping")

@@ -252,7 +252,7 @@ def _train(model, data, cfg: TrainConfig, ck, callbacks: Sequence[Callback],
     val_loader = DataLoader(shard(val_ds, world), max(cfg.batch_size, 256), shuffle=False,
                             transform=transforms_for(cfg, ds.image_shape, mean, std, False))
     train_model = wrap(model, cfg, world)
-    opt = make_optimizer(cfg, model)
+    opt = make_optimizer(cfg, model, cfg.epochs * len(train_loader))
     sched = make_scheduler(cfg, opt, cfg.epochs * len(train_loader))
     meta = {"classes": ds.classes, "mean": mean, "std": std,
             "input_shape": list(ds.image_shape), "num_classes": ds.num_classes,
@@ -309,6 +309,8 @@ def _train(model, data, cfg: TrainConfig, ck, callbacks: Sequence[Callback],
             state.sums["time"] += time.perf_counter() - state.epoch_started
             if state.batch < state.steps_per_epoch:
                 break  # stopped mid-epoch (its checkpoint is written)
+            if cfg.lookahead_ramp and state.epoch + 1 == cfg.epochs:
+                opt.use_slow()  # the run ends on the averaged weights
             _finish_epoch(state)
             _each(cbs, "on_epoch_end", state)
         state.status = state.stop_reason or "completed"

@@ -116,16 +116,25 @@ def param_groups(cfg: TrainConfig, model) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
-def make_optimizer(cfg: TrainConfig, model):
+def make_optimizer(cfg: TrainConfig, model, total_steps: int = 1):
+    """The config's optimizer over ``param_groups``, inside ``optim.Lookahead`` when
+    ``lookahead_k`` is set (``total_steps``, the run's length, paces its ramp)."""
     params = param_groups(cfg, model)
     if cfg.optimizer == "sgd":
-        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                         nesterov=cfg.nesterov and cfg.momentum > 0)
-    if cfg.optimizer == "adam":
-        return optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        opt = optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                        weight_decay=cfg.weight_decay, nesterov=cfg.nesterov and cfg.momentum > 0)
+    elif cfg.optimizer == "adam":
+        opt = optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adamw":
+        opt = optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum,
+                            weight_decay=cfg.weight_decay)
+    if not cfg.lookahead_k:
+        return opt
+    alpha = (optim.cubic_alpha(max(int(total_steps), 1), cfg.lookahead_alpha)
+             if cfg.lookahead_ramp else cfg.lookahead_alpha)
+    return optim.Lookahead(opt, k=cfg.lookahead_k, alpha=alpha)
 
 
 def make_scheduler(cfg: TrainConfig, opt, total: int):
@@ -142,10 +151,11 @@ def make_scheduler(cfg: TrainConfig, opt, total: int):
         return s.MultiStepLR(opt, [int(m * total) for m in cfg.milestones], cfg.gamma)
     if cfg.schedule == "step":
         return s.StepLR(opt, max(total // 3, 1), cfg.gamma)
-    if cfg.schedule == "triangle":  # up from lr_start_factor * lr, then down to 0
+    if cfg.schedule == "triangle":  # up from lr_start_factor * lr, then down to lr_end_factor
         peak = min(max(int(cfg.pct_start * total), 1), total - 1) if total > 1 else 1
         return s.SequentialLR(opt, [s.LinearLR(opt, cfg.lr_start_factor, 1.0, peak),
-                                    s.LinearLR(opt, 1.0, 0.0, max(total - peak, 1))], [peak])
+                                    s.LinearLR(opt, 1.0, cfg.lr_end_factor,
+                                               max(total - peak, 1))], [peak])
     return s.StepLR(opt, step_size=total + 1, gamma=1.0)  # constant
 
 
