@@ -23,6 +23,7 @@ OPS = {
     "linear": (lambda x, w, b: F.linear(x, w, b), [(16, 50), (20, 50), (20,)]),
     "activations": (lambda x: F.relu(x) + F.leaky_relu(x, 0.1) + F.sigmoid(x) + F.tanh(x),
                     [(8, 50)]),
+    "gelu": (lambda x: F.gelu(x), [(8, 50)]),
     "batch_norm": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
                    [(8, 6, 5, 5), (6,), (6,)]),
     "softmax": (lambda x: F.softmax(x, 1) * F.log_softmax(x, 1), [(8, 10)]),

@@ -1,6 +1,7 @@
 """ReLU and GELU on the compiled loops: one pass over flat float32/float64 arrays, split over the
 cores; anything else (other dtypes, views that are not C-contiguous) goes to the reference
-(kernels/activation.py), which gives the same numbers.
+(kernels/activation.py), which gives the same numbers (float32 GELU: to within its erf's
+approximation, see loops.py).
 """
 
 from __future__ import annotations
@@ -49,11 +50,16 @@ def relu_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     return dx
 
 
+def _gelu_loop(name: str, x: np.ndarray) -> str:
+    # float32 has loops of its own, vectorised with their own erf and exp (loops.py)
+    return name + "_f32" if x.dtype == np.float32 else name
+
+
 def gelu_forward(x: np.ndarray, approximate: str = "none"):
     if approximate != "none":
         return reference.gelu_forward(x, approximate)
     out = empty(x.shape, x.dtype)
-    if not _flat_loop("gelu_forward", x, out):
+    if not _flat_loop(_gelu_loop("gelu_forward", x), x, out):
         return reference.gelu_forward(x, approximate)
     return out, (x, approximate)
 
@@ -64,6 +70,6 @@ def gelu_backward(dout: np.ndarray, cache) -> np.ndarray:
     if approximate == "none" and dout.dtype == x.dtype:
         dout = np.ascontiguousarray(dout)
         dx = empty(x.shape, x.dtype)
-        if _flat_loop("gelu_backward", dout, x, dx):
+        if _flat_loop(_gelu_loop("gelu_backward", x), dout, x, dx):
             return dx
     return reference.gelu_backward(dout, cache)

@@ -240,6 +240,88 @@ def gelu_backward(dout, x, dx):
         dx[_u(i)] = dout[_u(i)] * (cdf + v * math.exp(-0.5 * v * v) * 0.3989422804014327)
 
 
+# float32 GELU: the C library's erf and exp are calls LLVM cannot vectorise, so float32
+# arrays get branch-free versions of both, in float32 arithmetic, that it can: erf as
+# Eigen's rational approximation on [-4, 4] (erf is +-1 to float32 precision outside), exp
+# as 2^k times a polynomial on [-ln2/2, ln2/2] (Cephes' expf). The error bound is asserted
+# in tests/test_kernels_other.py; float64 keeps the exact calls above. The numpy error
+# model drops the division's zero check (q is never 0), which would otherwise block the
+# vectoriser; constants are float32 so that no step widens to float64.
+_jit_f32 = numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")
+_inline_f32 = numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy",
+                         inline="always")
+_f4 = np.float32
+_ERF_P = tuple(_f4(c) for c in (-2.72614225801306e-10, 2.77068142495902e-08,
+                                -2.10102402082508e-06, -5.69250639462346e-05,
+                                -7.34990630326855e-04, -2.95459980854025e-03,
+                                -1.60960333262415e-02))  # odd numerator, x^13 first
+_ERF_Q = tuple(_f4(c) for c in (-1.45660718464996e-05, -2.13374055278905e-04,
+                                -1.68282697438203e-03, -7.37332916720468e-03,
+                                -1.42647390514189e-02))  # even denominator, x^8 first
+_EXP_P = tuple(_f4(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+_P0, _P1, _P2, _P3, _P4, _P5, _P6 = _ERF_P
+_Q0, _Q1, _Q2, _Q3, _Q4 = _ERF_Q
+_E0, _E1, _E2, _E3, _E4, _E5 = _EXP_P
+_F_ZERO, _F_HALF, _F_ONE, _F_FOUR = _f4(0.0), _f4(0.5), _f4(1.0), _f4(4.0)
+_F_RSQRT2, _F_RSQRT2PI = _f4(0.7071067811865476), _f4(0.3989422804014327)
+_F_LOG2E, _F_LN2_HI, _F_LN2_LO = _f4(1.4426950408889634), _f4(0.693359375), _f4(-2.12194440e-4)
+_F_EXP_MIN = _f4(-87.0)      # exp of less is below float32's smallest normal number
+_F_ROUND = _f4(12582912.0)   # 1.5 * 2^23: adding and subtracting it rounds to an integer
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """The float32 whose IEEE bits are the int32 ``bits``."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+@_inline_f32
+def _erf_f32(v):
+    x = v if v < _F_FOUR else _F_FOUR
+    x = x if x > -_F_FOUR else -_F_FOUR
+    x2 = x * x
+    p = ((((((_P0 * x2 + _P1) * x2 + _P2) * x2 + _P3) * x2 + _P4) * x2 + _P5) * x2 + _P6)
+    q = ((((_Q0 * x2 + _Q1) * x2 + _Q2) * x2 + _Q3) * x2 + _Q4)
+    return x * p / q
+
+
+@_inline_f32
+def _exp_nonpositive_f32(y):
+    """exp(y) for y <= 0, 0 below float32's smallest normal number and for -inf (so that
+    x * phi(x) is NaN at infinite x, as in the reference)."""
+    z = y if y > _F_EXP_MIN else _F_EXP_MIN
+    k = (z * _F_LOG2E + _F_ROUND) - _F_ROUND
+    r = (z - k * _F_LN2_HI) - k * _F_LN2_LO
+    p = ((((_E0 * r + _E1) * r + _E2) * r + _E3) * r + _E4) * r + _E5
+    scale = _float32_from_bits((np.int32(k) + np.int32(127)) << np.int32(23))
+    e = ((p * r * r + r) + _F_ONE) * scale
+    return e if y >= _F_EXP_MIN else (_F_ZERO if y < _F_EXP_MIN else y)  # y NaN: NaN
+
+
+@_jit_f32
+def gelu_forward_f32(x, out):
+    """``gelu_forward`` for float32 arrays, vectorised (see above)."""
+    for i in range(x.size):
+        v = x[_u(i)]
+        out[_u(i)] = v * _F_HALF * (_F_ONE + _erf_f32(v * _F_RSQRT2))
+
+
+@_jit_f32
+def gelu_backward_f32(dout, x, dx):
+    """``gelu_backward`` for float32 arrays, vectorised (see above)."""
+    for i in range(dx.size):
+        v = x[_u(i)]
+        cdf = _F_HALF * (_F_ONE + _erf_f32(v * _F_RSQRT2))
+        phi = _exp_nonpositive_f32(-_F_HALF * v * v) * _F_RSQRT2PI
+        dx[_u(i)] = dout[_u(i)] * (cdf + v * phi)
+
+
 @_jit_sum
 def channel_sums(x, mean, sums):
     """For x (N, C, L): sums[0, c] += sum of x - mean[c] and, when ``sums`` has two rows,
