@@ -12,6 +12,7 @@ import py2pickle
 import pytest
 
 from convnetpy.data import (
+    AlternatingFlip,
     ArrayDataset,
     Compose,
     Cutout,
@@ -305,6 +306,35 @@ def test_loader_order_resume_and_prefetch():
     assert len(DataLoader(ds, 16, drop_last=True)) == 6
     seen = np.concatenate([y for _, y in DataLoader(ds, 16, shuffle=True, seed=1).batches(0)])
     assert sorted(seen.tolist()) == sorted(ds.labels.tolist())
+
+
+def test_alternating_flip_shows_each_image_both_ways_every_two_epochs():
+    # 300 images, each a left-to-right ramp (so a flipped one runs right-to-left), labelled
+    # by their index; the loader shuffles, and the flip must follow the image, not its slot
+    n = 300
+    ramp = np.arange(8, dtype=np.uint8)[None, None, None, :] * 30
+    ds = ArrayDataset(np.broadcast_to(ramp, (n, 1, 8, 8)).copy(), np.arange(n),
+                      [str(k) for k in range(n)])
+
+    def flipped(loader, epoch, start=0):
+        seen = np.zeros(n, bool)
+        for x, y in loader.batches(epoch, start):
+            seen[y] = x[:, 0, 0, 0] > x[:, 0, 0, -1]
+        return seen
+
+    loader = DataLoader(ds, 64, shuffle=True, seed=3, transform=Compose([AlternatingFlip(5)]))
+    e0, e1, e2 = (flipped(loader, e) for e in range(3))
+    assert np.all(e0 != e1) and np.array_equal(e0, e2)  # every image, both ways, in turn
+    assert 0.4 < e0.mean() < 0.6  # a random half first
+    assert not np.array_equal(AlternatingFlip(6).flipped(np.arange(n), 0), e0)  # its seed
+    # a resumed epoch flips the same images (the bits are a function of index and seed)
+    rest = flipped(loader, 1, start=2)
+    later = np.concatenate([y for _, y in loader.batches(1, 2)])
+    np.testing.assert_array_equal(rest[later], e1[later])
+    with pytest.raises(ValueError, match="needs each image's dataset index and the epoch"):
+        AlternatingFlip()(np.zeros((2, 1, 4, 4), np.float32), None)
+    with pytest.raises(ValueError, match="2 images but 3 indices"):
+        AlternatingFlip()(np.zeros((2, 1, 4, 4), np.float32), None, index=[0, 1, 2], epoch=0)
 
 
 def test_loader_propagates_errors():

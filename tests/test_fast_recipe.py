@@ -258,12 +258,15 @@ def test_the_last_epoch_is_validated_with_tta_too():
 
 @pytest.mark.slow
 def test_the_recipe_resumes_exactly(tmp_path):
-    """Whitening, frozen weights, two parameter groups and the triangle schedule all come
-    back from a checkpoint: a run stopped mid-epoch and resumed ends where a straight run
-    does, bit for bit."""
-    base = {**preset("cifar10-quick"), "data": "synthetic:400", "epochs": 2, "batch_size": 60,
-            "model_kwargs": {"widths": [8, 8, 8]}, "progress": False, "out": str(tmp_path),
+    """Whitening, frozen weights, two parameter groups, the triangle schedule, Lookahead's
+    slow weights and the alternating flips all come back from a checkpoint: a run stopped
+    mid-epoch and resumed ends where a straight run does, bit for bit."""
+    quick = preset("cifar10-quick")
+    base = {**quick, "data": "synthetic:400", "epochs": 2, "batch_size": 60,
+            "model_kwargs": {**quick["model_kwargs"], "widths": [8, 8, 8]},
+            "augment": ["altflip", "translate"], "progress": False, "out": str(tmp_path),
             "tta": "none"}
+    assert quick["lookahead_k"] and quick["lookahead_ramp"]
     straight = fit(config=TrainConfig(**base, run_id="straight"), log=lambda line: None)
     fit(config=TrainConfig(**base, run_id="split", max_steps=4), log=lambda line: None)
     fit(resume=tmp_path / "split", overrides={"max_steps": 0}, log=lambda line: None)
@@ -285,6 +288,7 @@ def test_the_recipe_resumes_exactly(tmp_path):
     ("init", "orthogonal", "init must be one of"),
     ("tta", "rotate", "tta must be one of"),
     ("augment", ["shift"], "augment must be a list of"),
+    ("augment", ["flip", "altflip"], "two ways of flipping; choose one"),
 ])
 def test_new_settings_are_validated(field, value, message):
     with pytest.raises(ValueError, match=message):

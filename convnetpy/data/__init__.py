@@ -21,7 +21,14 @@ from .folder import decode_image, load_folder
 from .loader import DataLoader
 from .mnist import load_mnist
 from .sampler import DistributedSampler
-from .transforms import Compose, Cutout, Normalize, RandomCrop, RandomHorizontalFlip
+from .transforms import (
+    AlternatingFlip,
+    Compose,
+    Cutout,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+)
 
 BUNDLED = Path(__file__).with_name("digits.npz")
 
@@ -123,4 +130,4 @@ __all__ = ["ArrayDataset", "DataLoader", "DistributedSampler", "validate_labels"
            "ChecksumError", "DownloadError", "default_root", "load_folder", "decode_image",
            "load_digits",
            "synthetic", "get_dataset", "TEST_FILES", "Compose", "Normalize", "RandomCrop",
-           "RandomHorizontalFlip", "Cutout"]
+           "RandomHorizontalFlip", "AlternatingFlip", "Cutout"]

@@ -58,7 +58,9 @@ class DataLoader:
             key = [self.seed, epoch, b]
             if self.sampler is not None and self.sampler.num_replicas > 1:
                 key.append(self.sampler.rank)  # each process its own augmentation
-            x = self.transform(x, np.random.default_rng(key))
+            position = ({"index": index, "epoch": epoch}
+                        if getattr(self.transform, "needs_position", False) else {})
+            x = self.transform(x, np.random.default_rng(key), **position)
         y = self.dataset.labels[index]
         return np.ascontiguousarray(x, dtype=np.float32), y
 

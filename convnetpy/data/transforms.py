@@ -1,7 +1,10 @@
 """Augmentation and normalisation applied to whole batches at once (vectorised).
 
 Each transform is called as ``t(x, rng)`` on a float32 batch (N, C, H, W) with an explicit
-generator, so a run is reproducible (and resumable) from its seed.
+generator, so a run is reproducible (and resumable) from its seed. A transform whose
+``needs_position`` is true is also given where the batch comes from: ``index``, the
+images' indices in the dataset, and ``epoch`` (the DataLoader passes both, and so does
+``Compose`` to the transforms in it that want them).
 
 >>> import numpy as np
 >>> x = np.arange(2 * 1 * 4 * 4, dtype=np.float32).reshape(2, 1, 4, 4)
@@ -72,6 +75,52 @@ class RandomHorizontalFlip:
         return f"RandomHorizontalFlip(p={self.p})"
 
 
+class AlternatingFlip:
+    """airbench's flip: a random half of the images (chosen once from ``seed``, image by
+    image) is flipped in even epochs and the other half in odd ones, so every image is seen
+    both ways in each two epochs, where random flips leave a quarter of them one way.
+
+    >>> x = np.arange(4, dtype=np.float32).reshape(1, 1, 1, 4).repeat(6, axis=0)
+    >>> flip = AlternatingFlip(seed=0)
+    >>> even = flip(x, None, index=np.arange(6), epoch=0)[:, 0, 0, 0]
+    >>> odd = flip(x, None, index=np.arange(6), epoch=1)[:, 0, 0, 0]
+    >>> bool(np.all((even == 3) != (odd == 3)))   # each image flipped in exactly one
+    True
+    """
+
+    needs_position = True
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = int(seed)
+
+    def flipped(self, index: np.ndarray, epoch: int) -> np.ndarray:
+        """Which of the images ``index`` this transform flips in ``epoch``."""
+        return first_half(index, self.seed) ^ bool(epoch % 2)
+
+    def __call__(self, x: np.ndarray, rng, index=None, epoch=None) -> np.ndarray:
+        if index is None or epoch is None:
+            raise ValueError("AlternatingFlip needs each image's dataset index and the "
+                             "epoch: give it index= and epoch=, or use it as a "
+                             "DataLoader's transform, which passes both")
+        index = np.asarray(index)
+        if index.shape != (len(x),):
+            raise ValueError(f"AlternatingFlip: {len(x)} images but {index.size} indices")
+        return np.where(self.flipped(index, epoch)[:, None, None, None], x[..., ::-1], x)
+
+    def __repr__(self) -> str:
+        return f"AlternatingFlip(seed={self.seed})"
+
+
+def first_half(index: np.ndarray, seed: int) -> np.ndarray:
+    """One pseudo-random bit per dataset index (splitmix64's finaliser of index and seed):
+    stateless, so it needs neither the dataset's size nor anything saved to resume."""
+    z = np.asarray(index, dtype=np.uint64) + np.uint64(seed & (2**64 - 1)) * np.uint64(
+        0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return ((z ^ (z >> np.uint64(31))) & np.uint64(1)).astype(bool)
+
+
 class Cutout:
     """Zero one random ``size`` x ``size`` square per image (it may overlap the border)."""
 
@@ -95,10 +144,11 @@ class Cutout:
 class Compose:
     def __init__(self, transforms: Sequence) -> None:
         self.transforms = list(transforms)
+        self.needs_position = any(getattr(t, "needs_position", False) for t in self.transforms)
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, x: np.ndarray, rng: np.random.Generator, **position) -> np.ndarray:
         for t in self.transforms:
-            x = t(x, rng)
+            x = t(x, rng, **position) if getattr(t, "needs_position", False) else t(x, rng)
         return x
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ from ..nn.tta import MODES as TTA_PASSES
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "onecycle", "cosine", "multistep", "step", "triangle")
-AUGMENTS = ("crop", "translate", "flip", "cutout")
+AUGMENTS = ("crop", "translate", "flip", "altflip", "cutout")
 INITS = ("default", "whiten")
 TTA_MODES = tuple(TTA_PASSES)
 DISTRIBUTED = ("auto", "none", "mpi")
@@ -49,7 +49,8 @@ class TrainConfig:
     lookahead_k: int = 0
     lookahead_alpha: float = 0.5
     lookahead_ramp: bool = False
-    augment: list[str] = field(default_factory=list)  # any of crop, translate, flip, cutout
+    # any of crop, translate, flip (random), altflip (alternating: data.AlternatingFlip), cutout
+    augment: list[str] = field(default_factory=list)
     crop_padding: int = 4          # crop: zero padding; translate: reflected (the largest shift)
     cutout: int = 8                # side of the cutout square
     val_fraction: float = 0.1      # share of the training data held out for validation
@@ -125,6 +126,8 @@ class TrainConfig:
         need(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
         need(isinstance(self.augment, list) and all(a in AUGMENTS for a in self.augment),
              f"augment must be a list of {AUGMENTS}, got {self.augment}")
+        need(not {"flip", "altflip"} <= set(self.augment), "augment: 'flip' and 'altflip' "
+             "are two ways of flipping; choose one")
         need(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got "
              f"{self.val_fraction}")
         for name in ("early_stopping", "checkpoint_every", "max_steps", "crop_padding",

@@ -169,6 +169,8 @@ def transforms_for(cfg: TrainConfig, shape, mean, std, train: bool):
             steps.append(T.RandomCrop(shape[1], padding=cfg.crop_padding, mode="reflect"))
         if "flip" in cfg.augment:
             steps.append(T.RandomHorizontalFlip())
+        if "altflip" in cfg.augment:
+            steps.append(T.AlternatingFlip(cfg.seed))
         if "cutout" in cfg.augment:
             steps.append(T.Cutout(cfg.cutout))
     steps.append(T.Normalize(mean, std))
