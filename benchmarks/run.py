@@ -40,7 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from worker import CONV_SHAPES  # noqa: E402
+from worker import CONV_SHAPES, NETS  # noqa: E402
 
 # the validation accuracy each preset is meant to reach (README's presets table)
 TARGETS = {"cifar10-quick": 0.88, "cifar10-fast": 0.94, "mnist-lenet5": 0.993,
@@ -135,6 +135,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--skip-train", action="store_true", help="layers only")
     ap.add_argument("--no-load", action="store_true", help="skip the under-load cases")
+    ap.add_argument("--nets", default="convnetjs,resnet20",
+                    help=f"comma-separated training cases, of {','.join(NETS)}")
     ap.add_argument("--path", choices=["avx512", "avx2", "generic", "numpy"],
                     help="convnetpy's compute path (default: the best this CPU runs)")
     ap.add_argument("--torch-isa", choices=["avx2", "avx512"],
@@ -149,6 +151,9 @@ def main() -> None:
     ap.add_argument("--accuracy-only", action="store_true",
                     help="only --time-to-accuracy, none of the speed cases")
     args = ap.parse_args()
+    train_nets = args.nets.split(",")
+    if not set(train_nets) <= set(NETS):
+        raise SystemExit(f"--nets: {args.nets!r}; choose from {','.join(NETS)}")
     if args.accuracy_only:
         if not args.time_to_accuracy:
             raise SystemExit("--accuracy-only needs --time-to-accuracy DATA")
@@ -166,7 +171,7 @@ def main() -> None:
                 layers[lib].setdefault(case, []).extend(times)
         if args.skip_train:
             continue
-        for net in ("convnetjs", "resnet20"):
+        for net in train_nets:
             for mode in modes:
                 for lib in order:
                     run = lambda: run_worker(lib, args, ["--train", net])  # noqa: E731

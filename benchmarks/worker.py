@@ -27,6 +27,9 @@ CONV_SHAPES = [  # (name, C_in, C_out, kernel, stride, padding, H=W), batch 64
 ]
 
 
+NETS = ["convnetjs", "resnet20", "airbench"]  # the training cases (airbench: cifar10-fast's)
+
+
 class Lib:
     """The few calls the benchmark needs, for either library."""
 
@@ -115,6 +118,8 @@ def build(lib: Lib, net: str):
 
     if net == "convnetjs":
         return portable.convnetjs_cifar10(lib.nn)
+    if net == "airbench":
+        return portable.airbench(lib.nn)
     return portable.resnet20(lib.nn, lib.F)
 
 
@@ -150,7 +155,7 @@ def main() -> None:
     ap.add_argument("lib", choices=["convnetpy", "torch"])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--train", choices=["convnetjs", "resnet20"])
+    ap.add_argument("--train", choices=NETS)
     args = ap.parse_args()
     lib = Lib(args.lib, args.threads)
     out = train_case(lib, args.train, args.reps) if args.train else layer_cases(lib, args.reps)

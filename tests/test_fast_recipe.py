@@ -278,6 +278,22 @@ def test_the_recipe_resumes_exactly(tmp_path):
         [g["lr"] for g in b.optimizer_state["param_groups"]]
 
 
+@pytest.mark.parametrize("widths", [(64, 256, 256), (32, 64, 128)])
+def test_the_benchmarks_twin_has_the_presets_layers(widths):
+    # benchmarks/run.py --nets airbench times models/portable.py's airbench in both
+    # libraries: it must hold the preset network's parameters and buffers, shape for shape
+    from convnetpy.models import portable
+
+    def shapes(net):
+        return sorted(tuple(v.shape) for v in net.state_dict().values())
+
+    net = models.get("airbench", widths=widths, activation="gelu")
+    twin = portable.airbench(nn, widths)
+    assert shapes(twin) == shapes(net)
+    x = cp.tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    assert twin(x).shape == net(x).shape == (2, 10)
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("schedule", "triangles", "schedule must be one of"),
     ("lr_start_factor", 0.0, r"lr_start_factor must be in \(0, 1\]"),

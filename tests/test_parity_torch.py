@@ -103,7 +103,8 @@ def test_batchnorm1d_and_linear_parity():
 
 def test_state_dict_keys_match_torch():
     for ours, theirs in ((nets.convnetjs_cifar10(nn), nets.convnetjs_cifar10(torch.nn)),
-                         (nets.resnet20(nn, F), nets.resnet20(torch.nn, TF))):
+                         (nets.resnet20(nn, F), nets.resnet20(torch.nn, TF)),
+                         (nets.airbench(nn, (8, 16, 16)), nets.airbench(torch.nn, (8, 16, 16)))):
         assert list(ours.state_dict()) == list(theirs.state_dict())
         for (k, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
             assert a.shape == tuple(b.shape), k

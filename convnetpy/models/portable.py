@@ -67,3 +67,24 @@ def resnet20(nn, F, num_classes=10):
             return self.linear(out)
 
     return ResNet()
+
+
+def airbench(nn, widths=(64, 256, 256), num_classes: int = 10):
+    """The layers and shapes of ``models.AirbenchNet`` with GELU, as the ``cifar10-fast``
+    preset trains it (``cifar10-quick``: widths 32/64/128), for timing it against PyTorch;
+    the whitening and identity initialisations, the frozen weights and the 1/9 logit scale
+    are the training recipe's and are left out.
+
+    Shape:
+        (N, 3, 32, 32) -> (N, num_classes)
+    """
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2),
+                nn.BatchNorm2d(cout, eps=1e-12, momentum=0.4), nn.GELU(),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout, eps=1e-12, momentum=0.4), nn.GELU()]
+
+    w1, w2, w3 = widths
+    return nn.Sequential(nn.Conv2d(3, 24, 2), nn.GELU(), *block(24, w1), *block(w1, w2),
+                         *block(w2, w3), nn.MaxPool2d(3), nn.Flatten(),
+                         nn.Linear(w3, num_classes, bias=False))
