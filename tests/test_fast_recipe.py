@@ -301,6 +301,7 @@ def test_the_benchmarks_twin_has_the_presets_layers(widths):
     ("lr_end_factor", 1.5, r"lr_end_factor must be in \[0, 1\]"),
     ("lookahead_alpha", 0.0, r"lookahead_alpha must be in \(0, 1\]"),
     ("lookahead_k", -1, "lookahead_k must be >= 0"),
+    ("lookahead_ramp", True, "set lookahead_k"),
     ("init", "orthogonal", "init must be one of"),
     ("tta", "rotate", "tta must be one of"),
     ("augment", ["shift"], "augment must be a list of"),

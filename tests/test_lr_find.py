@@ -229,6 +229,18 @@ def test_the_config_sweep_is_fits_setup(tmp_path):
     assert not (tmp_path / "lf").exists() and get_rng_state() == rng
 
 
+def test_the_config_sweep_leaves_lookahead_out():
+    # Lookahead pulls the weights back every k steps, which is no effect of the rate: the
+    # sweep of a config with it is the sweep of the same config without it
+    values = dict(model="lenet5", data="synthetic:96", batch_size=8, model_kwargs={},
+                  progress=False, seed=2)
+    plain = lr_find_config(TrainConfig.from_dict(values), steps=10, log=lambda line: None)
+    ahead = lr_find_config(TrainConfig.from_dict({**values, "lookahead_k": 2,
+                                                  "lookahead_ramp": True}),
+                           steps=10, log=lambda line: None)
+    assert ahead.losses == plain.losses
+
+
 @pytest.mark.slow
 def test_cli_writes_json_and_png_and_prints_the_suggestion(tmp_path, capsys):
     out = tmp_path / "lf"

@@ -114,10 +114,11 @@ class AlternatingFlip:
 def first_half(index: np.ndarray, seed: int) -> np.ndarray:
     """One pseudo-random bit per dataset index (splitmix64's finaliser of index and seed):
     stateless, so it needs neither the dataset's size nor anything saved to resume."""
-    z = np.asarray(index, dtype=np.uint64) + np.uint64(seed & (2**64 - 1)) * np.uint64(
-        0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    offset = np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+    with np.errstate(over="ignore"):  # the products wrap modulo 2^64, as the hash means
+        z = np.asarray(index, dtype=np.uint64) + offset
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return ((z ^ (z >> np.uint64(31))) & np.uint64(1)).astype(bool)
 
 

@@ -297,3 +297,7 @@ def _check_optimizer(ckpt: Checkpoint, optimizer, source: str) -> None:
                         f"{val.shape} and dtype {val.dtype}, its parameter {shape}")
             else:
                 check(number(-MAX_INT, MAX_INT), val, source, f"optimizer.scalars.{idx}.{key}")
+    try:
+        optimizer.check_state_dict(saved)  # what a wrapper keeps of its own
+    except ValueError as e:
+        raise CheckpointError(f"{source}: {e}") from None

@@ -97,13 +97,25 @@ class Lookahead(Optimizer):
             entry["lookahead_slow"], entry["lookahead_steps"] = slow.copy(), self.steps
         return sd
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def check_state_dict(self, state: dict[str, Any]) -> None:
+        """Raise ValueError, changing nothing, when ``state`` lacks this wrapper's own part:
+        slow weights of each parameter's shape and a step count."""
         mine = self._params()
         entries = state.get("state", {})
         slow = [entries.get(i, {}).get("lookahead_slow") for i in range(len(mine))]
         if any(s is None or np.shape(s) != p.data.shape for s, p in zip(slow, mine)):
             raise ValueError("Lookahead state: the slow weights do not match the parameters "
                              "(was it saved by a Lookahead over the same parameters?)")
+        steps = entries[0].get("lookahead_steps") if mine else 0
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"Lookahead state: the step count must be an integer >= 0, got "
+                             f"{steps!r}")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.check_state_dict(state)
+        mine = self._params()
+        entries = state.get("state", {})
+        slow = [entries[i]["lookahead_slow"] for i in range(len(mine))]
         inner = {i: {k: v for k, v in e.items() if not k.startswith("lookahead_")}
                  for i, e in entries.items()}
         self.optimizer.load_state_dict({**state, "state": {i: e for i, e in inner.items()

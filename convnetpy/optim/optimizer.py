@@ -87,6 +87,11 @@ class Optimizer:
                                            for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
+    def check_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Raise ValueError, changing nothing, when ``state_dict`` lacks state that this
+        optimizer needs beyond the common layout (a wrapper's own, as Lookahead's slow
+        weights); a checkpoint calls it before it restores anything."""
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         groups = state_dict.get("param_groups")
         if not isinstance(groups, list) or "state" not in state_dict:

@@ -113,6 +113,8 @@ class TrainConfig:
              f"{self.lr_end_factor}")
         need(0 < self.lookahead_alpha <= 1, "lookahead_alpha must be in (0, 1], got "
              f"{self.lookahead_alpha}")
+        need(not self.lookahead_ramp or self.lookahead_k > 0, "lookahead_ramp ramps "
+             "Lookahead's share: set lookahead_k (e.g. 5) to use Lookahead")
         need(self.bn_bias_lr_factor > 0, "bn_bias_lr_factor must be positive, got "
              f"{self.bn_bias_lr_factor}")
         need(self.init in INITS, f"init must be one of {INITS}, got {self.init!r}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -252,7 +252,8 @@ def lr_find_config(config: TrainConfig, steps: int = 200, start_lr: float = 1e-7
                    out: str | Path | None = None,
                    log: Callable[[str], None] = print) -> LRFindResult:
     """The range test of the run ``config`` describes: its model (seeded and initialised as
-    ``fit`` builds it), optimizer (with its parameter groups), loss (label smoothing),
+    ``fit`` builds it), optimizer (with its parameter groups; without Lookahead, whose
+    pull-backs are no part of the learning rate's effect), loss (label smoothing),
     gradient clipping and training split (shuffled, augmented and normalised by the
     split's own statistics, batch ``batch_size``). ``config.lr`` only sets the groups'
     ratios. Writes lr_find.json and lr_find.png into the folder ``out`` when given
@@ -266,7 +267,8 @@ def lr_find_config(config: TrainConfig, steps: int = 200, start_lr: float = 1e-7
         data = prepare_data(config)  # as fit sets a run up, in one process
         model = prepare_model(config, data)
         loader = train_loader(config, data)
-        opt = make_optimizer(config, model)
+        # the inner optimizer alone: Lookahead's pull-back every k steps would blur the curve
+        opt = make_optimizer(replace(config, lookahead_k=0, lookahead_ramp=False), model)
         log(f"lr-find: {config.model} on {data.dataset.name}, {len(data.train)} training "
             f"images, batch {config.batch_size}, {config.optimizer}, lr {start_lr:.1e} to "
             f"{end_lr:.1e} in {steps} steps")
