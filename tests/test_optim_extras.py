@@ -46,6 +46,11 @@ def test_lookahead_resumes_exactly_and_drives_schedules():
     state = {"w": w.numpy().copy(), "opt": opt.state_dict(), "step": 7}
     w2, _ = run_lookahead(12, start=state)
     np.testing.assert_array_equal(w2.numpy(), w_all.numpy())
+    # parameter indices as strings (a state that went through JSON) load the same
+    as_text = {**state, "opt": {**state["opt"],
+                                "state": {str(i): e for i, e in state["opt"]["state"].items()}}}
+    w3, _ = run_lookahead(12, start=as_text)
+    np.testing.assert_array_equal(w3.numpy(), w_all.numpy())
     sched = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.05)

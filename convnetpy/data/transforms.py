@@ -145,7 +145,10 @@ class Cutout:
 class Compose:
     def __init__(self, transforms: Sequence) -> None:
         self.transforms = list(transforms)
-        self.needs_position = any(getattr(t, "needs_position", False) for t in self.transforms)
+
+    @property
+    def needs_position(self) -> bool:
+        return any(getattr(t, "needs_position", False) for t in self.transforms)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator, **position) -> np.ndarray:
         for t in self.transforms:

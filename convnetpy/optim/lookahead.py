@@ -101,7 +101,7 @@ class Lookahead(Optimizer):
         """Raise ValueError, changing nothing, when ``state`` lacks this wrapper's own part:
         slow weights of each parameter's shape and a step count."""
         mine = self._params()
-        entries = state.get("state", {})
+        entries = _entries(state)
         slow = [entries.get(i, {}).get("lookahead_slow") for i in range(len(mine))]
         if any(s is None or np.shape(s) != p.data.shape for s, p in zip(slow, mine)):
             raise ValueError("Lookahead state: the slow weights do not match the parameters "
@@ -114,7 +114,7 @@ class Lookahead(Optimizer):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.check_state_dict(state)
         mine = self._params()
-        entries = state.get("state", {})
+        entries = _entries(state)
         slow = [entries[i]["lookahead_slow"] for i in range(len(mine))]
         inner = {i: {k: v for k, v in e.items() if not k.startswith("lookahead_")}
                  for i, e in entries.items()}
@@ -125,6 +125,12 @@ class Lookahead(Optimizer):
 
     def __repr__(self) -> str:
         return f"Lookahead(k={self.k}, alpha={self.alpha}, {self.optimizer!r})"
+
+
+def _entries(state: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    # parameter indices may arrive as strings (a state that went through JSON), as the
+    # inner optimizers' load_state_dict accepts them
+    return {int(i): e for i, e in state.get("state", {}).items()}
 
 
 def cubic_alpha(total_steps: int, end: float) -> Callable[[int], float]:
